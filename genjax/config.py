@@ -1,0 +1,129 @@
+"""Experiment configs: loading `experiments/<name>.py`, command-line overrides and validation."""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import importlib.util
+import pathlib
+
+import ml_collections
+
+from genjax.errors import UserError
+
+SECTIONS = ("model", "data", "optim", "step", "train")
+EXPERIMENTS_DIR = pathlib.Path(__file__).resolve().parents[1] / "experiments"
+
+
+def load(path: str | pathlib.Path) -> ml_collections.ConfigDict:
+  """Runs `get_config()` from an experiment file and checks it has the five sections."""
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise UserError(f"no experiment config at {path}")
+  spec = importlib.util.spec_from_file_location(f"genjax_experiment_{path.stem}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config()
+  missing = [s for s in SECTIONS if s not in config]
+  if missing:
+    raise UserError(f"{path} lacks config sections {missing}")
+  config.lock()  # adding a key that does not exist becomes an error
+  return config
+
+
+def _keys(config, prefix=""):
+  for k, v in config.items():
+    if isinstance(v, ml_collections.ConfigDict):
+      yield from _keys(v, f"{prefix}{k}.")
+    else:
+      yield f"{prefix}{k}"
+
+
+def _parse(key: str, text: str, old):
+  """Converts `text` to the type of the value it replaces, or raises UserError."""
+  kind = type(old).__name__
+  try:
+    if isinstance(old, bool):
+      low = text.lower()
+      if low not in ("true", "false", "1", "0"):
+        raise ValueError
+      return low in ("true", "1")
+    if isinstance(old, int):
+      return int(text)
+    if isinstance(old, float):
+      return float(text)
+    if isinstance(old, str):
+      return text
+    if isinstance(old, (tuple, list)):
+      value = ast.literal_eval(text)
+      if not isinstance(value, (tuple, list)):
+        value = (value,)
+      return type(old)(value)
+    if old is None:
+      try:
+        return ast.literal_eval(text)
+      except (ValueError, SyntaxError):
+        return text
+  except (ValueError, SyntaxError):
+    pass
+  raise UserError(f"config key '{key}' expects {kind}, got {text!r}")
+
+
+def override(config: ml_collections.ConfigDict, assignments: dict[str, str]) -> None:
+  """Applies `{"train.steps": "100"}`-style overrides in place, rejecting unknown keys."""
+  known = list(_keys(config))
+  for key, text in assignments.items():
+    if key not in known:
+      close = difflib.get_close_matches(key, known, n=1)
+      hint = f" (did you mean '{close[0]}'?)" if close else ""
+      raise UserError(f"unknown config key '{key}'{hint}")
+    *parents, leaf = key.split(".")
+    node = config
+    for p in parents:
+      node = node[p]
+    node[leaf] = _parse(key, text, node[leaf])
+
+
+def parse_overrides(args: list[str]) -> dict[str, str]:
+  """Turns `--config.a.b=v` arguments into `{"a.b": "v"}`."""
+  out = {}
+  for arg in args:
+    if not arg.startswith("--config.") or "=" not in arg:
+      raise UserError(f"unrecognized argument {arg!r}; overrides look like --config.train.steps=100")
+    key, value = arg[len("--config."):].split("=", 1)
+    out[key] = value
+  return out
+
+
+def check(config: ml_collections.ConfigDict) -> None:
+  """Rejects hyperparameters that cannot be right, whatever the model."""
+  t, o = config.train, config.optim
+  for name in ("steps", "batch_size", "log_every", "sample_every", "checkpoint_every"):
+    if t[name] <= 0:
+      raise UserError(f"train.{name} must be positive, got {t[name]}")
+  for name in [k for k in o.keys() if k == "lr" or k.startswith("lr_")]:
+    if not o[name] > 0:
+      raise UserError(f"optim.{name} must be positive, got {o[name]}")
+  if t.get("steps_per_dispatch", 0) < 0:
+    raise UserError("train.steps_per_dispatch must be 0 (auto) or positive")
+
+
+def to_dict(config) -> dict:
+  return config.to_dict()
+
+
+def base() -> ml_collections.ConfigDict:
+  """The sections and keys every experiment has; an experiment fills `model`, `step` and its own defaults."""
+  c = ml_collections.ConfigDict()
+  c.model = ml_collections.ConfigDict({"name": ""})
+  c.data = ml_collections.ConfigDict({"name": "mnist", "train_limit": 0})
+  c.optim = ml_collections.ConfigDict({"name": "adam", "lr": 1e-3, "b1": 0.9, "b2": 0.999, "weight_decay": 0.0,
+                                       "grad_clip": 0.0, "schedule": "constant", "warmup_steps": 0,
+                                       "decay_steps": 0})
+  c.step = ml_collections.ConfigDict()
+  c.train = ml_collections.ConfigDict({
+      "steps": 2000, "batch_size": 128, "seed": 0, "log_every": 50, "sample_every": 500,
+      "checkpoint_every": 1000, "max_to_keep": 3, "num_samples": 64,
+      "steps_per_dispatch": 0,  # 0: chosen per model and backend (see train.steps_per_dispatch)
+  })
+  return c

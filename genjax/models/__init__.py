@@ -1,0 +1,17 @@
+"""The model registry: name -> family module with init_state, train_step, eval_step and sample/reconstruct."""
+
+from genjax.errors import UserError
+from genjax.models import ae, gan, vae
+
+MODELS = {
+    "ae": ae,
+    "vae": vae,
+    "gan": gan,
+}
+
+
+def get(name: str):
+  """The family registered as `name`, or a UserError listing the choices."""
+  if name not in MODELS:
+    raise UserError(f"unknown model '{name}'; available: {', '.join(sorted(MODELS))}")
+  return MODELS[name]

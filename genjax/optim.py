@@ -1,0 +1,28 @@
+"""Optax transformations built from the `optim` config section."""
+
+from __future__ import annotations
+
+import optax
+
+from genjax.errors import UserError
+
+
+def make_tx(optim, lr: float | None = None) -> optax.GradientTransformation:
+  """Adam/AdamW/SGD with optional warmup, cosine decay and global-norm clipping; `lr` overrides `optim.lr`."""
+  lr = optim.lr if lr is None else lr
+  schedule = lr
+  if optim.get("schedule", "constant") == "cosine":
+    schedule = optax.warmup_cosine_decay_schedule(0.0, lr, max(optim.warmup_steps, 1), optim.decay_steps)
+  elif optim.get("warmup_steps", 0) > 0:
+    schedule = optax.linear_schedule(0.0, lr, optim.warmup_steps)
+  name = optim.get("name", "adam")
+  if name == "adam":
+    opt = optax.adam(schedule, b1=optim.b1, b2=optim.b2)
+  elif name == "adamw":
+    opt = optax.adamw(schedule, b1=optim.b1, b2=optim.b2, weight_decay=optim.weight_decay)
+  elif name == "sgd":
+    opt = optax.sgd(schedule, momentum=optim.b1 or None)
+  else:
+    raise UserError(f"unknown optimizer optim.name='{name}'; expected adam, adamw or sgd")
+  clip = optim.get("grad_clip", 0.0)
+  return optax.chain(optax.clip_by_global_norm(clip), opt) if clip > 0 else opt
