@@ -103,7 +103,7 @@ def check_workdir(workdir: pathlib.Path, resolved: dict) -> None:
     old = _flat(json.loads(path.read_text())["config"])
   except (ValueError, KeyError) as e:
     raise UserError(f"{path} is unreadable; move the workdir aside or pick another WORKDIR") from e
-  new = _flat(resolved)
+  new = _flat(json.loads(json.dumps(resolved)))  # compare as JSON sees them: tuples become lists
   for key in sorted(set(old) | set(new)):
     if key.startswith(MUST_MATCH) and old.get(key) != new.get(key):
       raise UserError(f"{workdir} holds checkpoints trained with {key}={old.get(key)!r}, but this run has "

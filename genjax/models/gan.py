@@ -26,10 +26,11 @@ class Generator(nn.Module):
     h_out, w_out, c = self.shape
     s = 2 ** len(self.features)
     bn = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.9)
-    h = nn.Dense((h_out // s) * (w_out // s) * self.features[0], name="project")(z_BxD)
+    # No bias before BatchNorm: BN cancels it, and Adam would turn its zero gradient's rounding noise into steps.
+    h = nn.Dense((h_out // s) * (w_out // s) * self.features[0], use_bias=False, name="project")(z_BxD)
     h = nn.relu(bn()(h)).reshape(z_BxD.shape[0], h_out // s, w_out // s, self.features[0])
     for f in self.features[1:]:
-      h = nn.relu(bn()(nets.Upsample2x(f, self.upsample)(h)))
+      h = nn.relu(bn()(nets.Upsample2x(f, self.upsample, use_bias=False)(h)))
     return jnp.tanh(nets.Upsample2x(c, self.upsample)(h))
 
 

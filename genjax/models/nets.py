@@ -24,13 +24,14 @@ class Upsample2x(nn.Module):
   (XLA:CPU runs transposed-conv weight gradients far slower)."""
   features: int
   kind: str = "transpose"
+  use_bias: bool = True  # False before BatchNorm, which cancels a bias
 
   @nn.compact
   def __call__(self, x):
     if self.kind == "transpose":
-      return nn.ConvTranspose(self.features, (4, 4), strides=(2, 2), padding="SAME")(x)
+      return nn.ConvTranspose(self.features, (4, 4), strides=(2, 2), padding="SAME", use_bias=self.use_bias)(x)
     if self.kind == "subpixel":
-      return depth_to_space(nn.Conv(4 * self.features, (3, 3), padding="SAME")(x))
+      return depth_to_space(nn.Conv(4 * self.features, (3, 3), padding="SAME", use_bias=self.use_bias)(x))
     raise ValueError(f"unknown upsample '{self.kind}'; expected one of {UPSAMPLE}")
 
 

@@ -1,0 +1,74 @@
+"""Datasets: real MNIST shapes and values, checksums, offline detection, deterministic batch order."""
+
+import gzip
+import time
+
+import numpy as np
+import pytest
+
+from genjax import data
+from genjax.errors import UserError
+
+
+def test_mnist_train_and_test_are_full_uint8_arrays():
+  train, test = data.load("mnist", "train"), data.load("mnist", "test")
+  assert train.images.shape == (60000, 28, 28, 1) and test.images.shape == (10000, 28, 28, 1)
+  assert train.images.dtype == np.uint8 and train.labels.dtype == np.int32
+  assert train.images.max() == 255 and train.images.min() == 0
+  assert set(np.unique(train.labels)) == set(range(10))
+  assert 0.12 < train.images.mean() / 255 < 0.14  # MNIST's mean intensity is 0.1307
+  assert data.load("mnist", "train", limit=100).images.shape[0] == 100
+
+
+def test_checksum_mismatch_is_refused():
+  with pytest.raises(UserError, match="SHA-256"):
+    data._verified("x.gz", b"not mnist", data.MNIST_SHA256)
+
+
+def test_offline_is_detected_in_seconds(tmp_path, monkeypatch):
+  monkeypatch.setenv("GENJAX_CACHE", str(tmp_path))
+  data._load_split.cache_clear()
+  monkeypatch.setattr(data, "reachable", lambda *a, **k: False)
+  t = time.perf_counter()
+  for name in ("mnist", "fashion_mnist"):
+    with pytest.raises(UserError, match="unreachable"):
+      data.load(name)
+  assert time.perf_counter() - t < 5
+  data._load_split.cache_clear()
+
+
+def test_reachable_times_out_quickly():
+  t = time.perf_counter()
+  assert not data.reachable("192.0.2.1", 9, timeout=0.5)  # TEST-NET-1: never answers
+  assert time.perf_counter() - t < 2
+
+
+def test_unknown_dataset_is_a_user_error(tmp_path, monkeypatch):
+  monkeypatch.setenv("GENJAX_CACHE", str(tmp_path))
+  data._load_split.cache_clear()
+  with pytest.raises(UserError, match="unknown dataset 'no_such_data'"):
+    data.load("no_such_data")
+  with pytest.raises(UserError, match="unknown split"):
+    data.load("mnist", "validation")
+  data._load_split.cache_clear()
+
+
+def test_read_idx():
+  arr = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+  header = bytes([0, 0, 8, 3]) + b"".join(d.to_bytes(4, "big") for d in arr.shape)
+  np.testing.assert_array_equal(data._read_idx(gzip.compress(header + arr.tobytes())), arr)
+
+
+def test_batch_order_is_a_function_of_seed_and_step():
+  n, b = 100, 16  # 6 full batches per epoch; 4 examples dropped each epoch
+  run = data.batch_indices(7, 0, 20, b, n)
+  assert run.shape == (20, b) and run.dtype == np.int32
+  # resuming at any step sees the same batches
+  for t in (0, 5, 6, 13):
+    np.testing.assert_array_equal(data.batch_indices(7, t, 20 - t, b, n), run[t:])
+  # each epoch draws distinct examples, and epochs are shuffled differently
+  for e in range(3):
+    epoch = run[6 * e: 6 * e + 6].ravel()
+    assert len(set(epoch)) == 96 and epoch.max() < n
+  assert not np.array_equal(run[:6], run[6:12])
+  assert not np.array_equal(run, data.batch_indices(8, 0, 20, b, n))

@@ -1,0 +1,118 @@
+"""Every registered model: shapes, a finite step that moves the parameters, determinism, vmap and jit."""
+
+import functools
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from genjax import config as cfg
+from genjax.models import MODELS, nets
+
+B = 8
+
+
+def _setup(name):
+  config = cfg.load(cfg.EXPERIMENTS_DIR / f"{name}.py")
+  family = MODELS[name]
+  x = jax.random.uniform(jax.random.PRNGKey(0), (B, 28, 28, 1))
+  batch = {"image": x, "label": jnp.arange(B, dtype=jnp.int32) % 10}
+  state = family.init_state(jax.random.PRNGKey(1), config, batch)
+  step = jax.jit(functools.partial(family.train_step, **config.step))
+  return family, config, batch, state, step
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_step_is_finite_moves_params_and_is_deterministic(name):
+  family, _, batch, state, step = _setup(name)
+  rng = jax.random.PRNGKey(2)
+  new, metrics = step(state, batch, rng)
+  assert metrics and all(np.isfinite(v) and np.shape(v) == () for v in jax.device_get(metrics).values())
+  changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), state, new)
+  assert any(jax.tree.leaves(changed)), "no parameter changed"
+  assert int(new.step) == int(state.step) + 1
+  again, metrics2 = step(state, batch, rng)
+  chex.assert_trees_all_equal(new, again)
+  chex.assert_trees_all_equal(metrics, metrics2)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_eval_step_is_per_example(name):
+  family, _, batch, state, _ = _setup(name)
+  per = jax.jit(family.eval_step)(state, batch, jax.random.PRNGKey(3))
+  assert per
+  for k, v in per.items():
+    chex.assert_shape(v, (B,))
+    assert np.all(np.isfinite(v)), k
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_pictures_have_image_shape_and_range(name):
+  family, _, batch, state, _ = _setup(name)
+  outs = []
+  if hasattr(family, "sample"):
+    outs.append(jax.jit(family.sample, static_argnums=2)(state, jax.random.PRNGKey(4), 5))
+  if hasattr(family, "reconstruct"):
+    outs.append(jax.jit(family.reconstruct)(state, batch["image"][:5]))
+  assert outs, f"{name} has neither sample nor reconstruct"
+  for out in outs:
+    chex.assert_shape(out, (5, 28, 28, 1))
+    assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_train_step_vmaps_over_seeds(name):
+  # Population training: stack two independently initialized states and step both in one program.
+  family, config, batch, _, _ = _setup(name)
+  states = jax.vmap(lambda k: family.init_state(k, config, batch))(jax.random.split(jax.random.PRNGKey(5), 2))
+  step = functools.partial(family.train_step, **config.step)
+  new, metrics = jax.jit(jax.vmap(step, in_axes=(0, None, None)))(states, batch, jax.random.PRNGKey(6))
+  for v in jax.tree.leaves(metrics):
+    chex.assert_shape(v, (2,))
+  one, _ = jax.jit(step)(jax.tree.map(lambda a: a[0], states), batch, jax.random.PRNGKey(6))
+  # Adam's first step moves each weight by about +-lr, so a gradient within rounding of zero may flip sign between
+  # the batched and unbatched programs; a wrong vmap would be off by O(lr) everywhere.
+  chex.assert_trees_all_close(jax.tree.map(lambda a: a[0], new), one, rtol=1e-5, atol=config.optim.lr / 4)
+
+
+@pytest.mark.parametrize("kind", nets.UPSAMPLE)
+def test_upsample_doubles_size(kind):
+  m = nets.Upsample2x(3, kind)
+  x = jnp.ones((2, 7, 7, 5))
+  y = m.apply(m.init(jax.random.PRNGKey(0), x), x)
+  chex.assert_shape(y, (2, 14, 14, 3))
+
+
+def test_depth_to_space_places_channel_groups():
+  x = jnp.arange(8.0).reshape(1, 1, 2, 4)  # two pixels, four channel groups of one channel
+  y = nets.depth_to_space(x)
+  np.testing.assert_array_equal(y[0, :, :, 0], [[0, 1, 4, 5], [2, 3, 6, 7]])
+
+
+def test_vae_kl_weight_and_noise():
+  family, config, batch, state, _ = _setup("vae")
+  rng = jax.random.PRNGKey(7)
+  _, m0 = family.train_step(state, batch, rng, beta=0.0)
+  _, m1 = family.train_step(state, batch, rng, beta=1.0)
+  np.testing.assert_allclose(m0["loss"], m0["recon"], rtol=1e-6)
+  np.testing.assert_allclose(m1["loss"], m1["recon"] + m1["kl"], rtol=1e-6)
+  np.testing.assert_allclose(m1["neg_elbo"], m1["recon"] + m1["kl"], rtol=1e-6)
+  assert float(m1["kl"]) >= 0.0
+  # the step folds its key with the step count: consecutive steps draw different noise
+  per_a = family.eval_step(state, batch, jax.random.PRNGKey(8))
+  per_b = family.eval_step(state, batch, jax.random.PRNGKey(9))
+  assert not np.allclose(per_a["recon"], per_b["recon"])
+
+
+def test_gan_step_updates_discriminator_and_generator():
+  family, _, batch, state, step = _setup("gan")
+  new, _ = step(state, batch, jax.random.PRNGKey(10))
+  for half in ("gen", "disc"):
+    before, after = getattr(state, half), getattr(new, half)
+    assert any(jax.tree.leaves(jax.tree.map(lambda a, b: bool(jnp.any(a != b)), before.params, after.params)))
+    assert int(after.step) == 1
+  # BatchNorm running statistics move in the generator only
+  assert any(jax.tree.leaves(jax.tree.map(lambda a, b: bool(jnp.any(a != b)), state.gen.batch_stats,
+                                          new.gen.batch_stats)))
