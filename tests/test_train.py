@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import pytest
 from conftest import arrays, small_config
 
-from genjax import checkpoint, data, models, train
+from genjax import checkpoint, models, train
 from genjax.errors import UserError
 
 
@@ -119,14 +119,3 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path):
   step = int(err.split("SIGTERM at step ")[1].split(";")[0])
   assert checkpoint.Checkpoints(tmp_path / "checkpoints").latest_step() == step > 0
 
-
-@pytest.mark.parametrize("name,steps", [("ae", 60)])
-def test_default_config_learns(tmp_path, name, steps):
-  # Catches silent failures such as MSE on a sigmoid output saturating to all-black (seen here: MSE stuck at 0.11).
-  c = small_config(name, steps=steps, log_every=20, sample_every=steps, checkpoint_every=steps)
-  state = train.train(c, tmp_path, quiet=True).state
-  x = jnp.asarray(data.load("mnist", "test").images[:256], jnp.float32) / 255.0
-  x_hat = models.MODELS[name].reconstruct(state, x)
-  mean_image = jnp.asarray(data.load("mnist", "train", 512).images.mean(0), jnp.float32) / 255.0
-  mse, baseline = float(jnp.mean((x_hat - x) ** 2)), float(jnp.mean((mean_image - x) ** 2))
-  assert mse < 0.85 * baseline, (mse, baseline)  # better than any input-independent output
