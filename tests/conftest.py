@@ -4,8 +4,6 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import pytest  # noqa: E402
-
 from genjax import config as cfg  # noqa: E402
 
 
@@ -30,7 +28,3 @@ def arrays(state):
   from flax import serialization
   return serialization.to_state_dict(state)
 
-
-@pytest.fixture
-def small():
-  return small_config
