@@ -154,9 +154,15 @@ def _tfds_split(name: str, split: str) -> Dataset:
     builder.download_and_prepare(file_format="array_record")
   if "image" not in builder.info.features:
     raise UserError(f"TFDS dataset '{name}' has no 'image' feature")
+  if builder.info.splits and split not in builder.info.splits:
+    raise UserError(f"TFDS dataset '{name}' has no split '{split}'; it has {sorted(builder.info.splits)}")
   source = tfds.data_source(name, split=split, data_dir=builder.data_dir_root)
-  records = source.__getitems__(range(len(source)))
-  images = np.stack([r["image"] for r in records]).astype(np.uint8)
+  records = [source[i] for i in range(len(source))]  # read once, then cached as .npz
+  images = np.stack([r["image"] for r in records])
+  if images.dtype != np.uint8:
+    raise UserError(f"TFDS dataset '{name}' stores {images.dtype} images; genjax reads uint8 images")
+  if images.ndim == 3:  # [N, H, W] grayscale
+    images = images[..., None]
   labels = np.array([r.get("label", -1) for r in records], np.int32)
   return Dataset(images, labels)
 

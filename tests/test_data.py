@@ -72,3 +72,34 @@ def test_batch_order_is_a_function_of_seed_and_step():
     assert len(set(epoch)) == 96 and epoch.max() < n
   assert not np.array_equal(run[:6], run[6:12])
   assert not np.array_equal(run, data.batch_indices(8, 0, 20, b, n))
+
+
+def test_tfds_image_dataset_by_name(tmp_path, monkeypatch):
+  # TFDS's own mock: random records with cifar10's real features, read through tfds.data_source as in real use.
+  tfds = pytest.importorskip("tensorflow_datasets")
+  from unittest import mock
+  monkeypatch.setenv("GENJAX_CACHE", str(tmp_path))
+  data._load_split.cache_clear()
+  with tfds.testing.mock_data(num_examples=7, policy=tfds.testing.MockPolicy.USE_CODE):
+    builder_cls = type(tfds.builder("cifar10"))
+    with mock.patch.object(builder_cls, "is_prepared", return_value=True):
+      ds = data.load("cifar10", "train")
+  assert ds.images.shape == (7, 32, 32, 3) and ds.images.dtype == np.uint8
+  assert ds.labels.shape == (7,) and ds.labels.dtype == np.int32 and 0 <= ds.labels.min() <= ds.labels.max() < 10
+  assert (tmp_path / "cifar10-train.npz").exists()  # cached: the next load needs no TFDS
+  data._load_split.cache_clear()
+  np.testing.assert_array_equal(data.load("cifar10", "train").images, ds.images)
+  data._load_split.cache_clear()
+
+
+def test_unprepared_tfds_dataset_without_tensorflow_says_what_to_install(tmp_path, monkeypatch):
+  tfds = pytest.importorskip("tensorflow_datasets")
+  import importlib.util
+  if importlib.util.find_spec("tensorflow") is not None:
+    pytest.skip("TensorFlow is installed here")
+  monkeypatch.setenv("GENJAX_CACHE", str(tmp_path))
+  monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+  data._load_split.cache_clear()
+  with pytest.raises(UserError, match="not prepared.*pip install tensorflow-cpu"):
+    data.load("cifar10", "train")
+  data._load_split.cache_clear()
