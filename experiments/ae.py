@@ -14,6 +14,7 @@ def get_config():
   c.model.code_dim = 16
   c.model.features = (32, 64)
   c.model.upsample = "subpixel"
+  c.model.dropout = 0.0  # rate of dropout on the features feeding the code layer, training only
   c.optim.lr = 1e-3
   c.step.loss = "bce"  # MSE on a sigmoid output saturates: measured stuck at all-black (MSE 0.11) from step 50
   c.train.steps = 2000

@@ -2,9 +2,14 @@
 
 from genjax.errors import UserError
 from genjax.models import ae, gan, vae
+from genjax.models import ae_dense, ae_linear, dae, sparse_ae
 
 MODELS = {
     "ae": ae,
+    "ae_dense": ae_dense,
+    "ae_linear": ae_linear,
+    "sparse_ae": sparse_ae,
+    "dae": dae,
     "vae": vae,
     "gan": gan,
 }

@@ -1,4 +1,5 @@
-"""Deep convolutional undercomplete autoencoder: x -> code h -> x_hat = sigmoid(decoder(h))."""
+"""Deep convolutional undercomplete autoencoder: x -> code h -> x_hat = sigmoid(decoder(h)); optional dropout
+before the code layer (`model.dropout`)."""
 
 from __future__ import annotations
 
@@ -17,30 +18,47 @@ CONV = True
 RECONSTRUCTION_LOSSES = ("mse", "bce")
 
 
+class Encoder(nn.Module):
+  """`nets.ConvEncoder` (same layers and parameter names) with dropout on the flattened features that feed the
+  dense code layer, active only when `train` is true."""
+  out_dim: int
+  features: tuple = (32, 64)
+  dropout: float = 0.0
+
+  @nn.compact
+  def __call__(self, x_BxHxWxC, train: bool = False):
+    h = x_BxHxWxC
+    for f in self.features:
+      h = nn.leaky_relu(nn.Conv(f, (4, 4), strides=(2, 2), padding="SAME")(h), 0.2)
+    h = nn.Dropout(self.dropout, deterministic=not train)(h.reshape(h.shape[0], -1))
+    return nn.Dense(self.out_dim, name="out")(h)
+
+
 class AutoEncoder(nn.Module):
   shape: tuple
   code_dim: int = 16
   features: tuple = (32, 64)
   upsample: str = "transpose"
+  dropout: float = 0.0
 
   def setup(self):
-    self.encoder = nets.ConvEncoder(self.code_dim, self.features)
+    self.encoder = Encoder(self.code_dim, self.features, self.dropout)
     self.decoder = nets.ConvDecoder(self.shape, tuple(reversed(self.features)), self.upsample)
 
-  def encode(self, x):
-    return self.encoder(x)
+  def encode(self, x, train: bool = False):
+    return self.encoder(x, train)
 
   def decode(self, h):
     return self.decoder(h)
 
-  def __call__(self, x):
-    h = self.encode(x)
+  def __call__(self, x, train: bool = False):
+    h = self.encode(x, train)
     return self.decode(h), h
 
 
 def _module(config, shape) -> AutoEncoder:
   m = config.model
-  return AutoEncoder(tuple(shape), m.code_dim, tuple(m.features), m.upsample)
+  return AutoEncoder(tuple(shape), m.code_dim, tuple(m.features), m.upsample, m.get("dropout", 0.0))
 
 
 def validate(config) -> None:
@@ -48,6 +66,8 @@ def validate(config) -> None:
     raise UserError(f"step.loss must be one of {RECONSTRUCTION_LOSSES}, got '{config.step.loss}'")
   if config.model.code_dim <= 0:
     raise UserError(f"model.code_dim must be positive, got {config.model.code_dim}")
+  if not 0.0 <= config.model.get("dropout", 0.0) < 1.0:
+    raise UserError(f"model.dropout must be in [0, 1), got {config.model.dropout}")
 
 
 def init_state(rng, config, example_batch) -> TrainState:
@@ -63,12 +83,15 @@ def _per_example(logits, x):
 
 
 def train_step(state, batch, rng, *, loss: str = "mse", axis_name=None):
-  """One Adam step on the mean reconstruction loss (`mse` on sigmoid outputs, or Bernoulli `bce`)."""
-  del rng  # deterministic model; the argument keeps the family contract
+  """One Adam step on the mean reconstruction loss (`mse` on sigmoid outputs, or Bernoulli `bce`); dropout (when
+  model.dropout > 0) draws its mask from fold_in(rng, step)."""
+  rng = jax.random.fold_in(rng, state.step)
+  if axis_name is not None:  # each device draws its own mask
+    rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
   x = batch["image"]
 
   def loss_fn(params):
-    logits, _ = state.apply_fn({"params": params}, x)
+    logits, _ = state.apply_fn({"params": params}, x, train=True, rngs={"dropout": rng})
     per = _per_example(logits, x)
     return jnp.mean(per[loss]), per
 
@@ -87,10 +110,16 @@ def eval_step(state, batch, rng):
 
 
 def encode(state, x):
+  """The code h [B, code_dim] (dropout off)."""
   return state.apply_fn(state.variables, x, method=AutoEncoder.encode)
 
 
+def decode(state, h):
+  """Images in [0, 1] decoded from codes h [B, code_dim]."""
+  return jax.nn.sigmoid(state.apply_fn(state.variables, h, method=AutoEncoder.decode))
+
+
 def reconstruct(state, x):
-  """x_hat in [0, 1] for inputs x in [0, 1]."""
+  """x_hat in [0, 1] for inputs x in [0, 1] (dropout off)."""
   logits, _ = state.apply_fn(state.variables, x)
   return jax.nn.sigmoid(logits)
