@@ -15,9 +15,17 @@ def get_config():
   c.model.gen_features = (128, 64)
   c.model.disc_features = (32, 64)
   c.model.upsample = "subpixel"
+  c.model.latent_dist = "normal"  # or "uniform": U[-1, 1]
+  c.model.minibatch_std = False  # append the minibatch standard deviation to D's last feature map
   c.optim.lr = 2e-4
   c.optim.b1 = 0.5  # DCGAN's Adam setting; momentum 0.9 makes the adversarial game oscillate
-  c.step.loss = "non_saturating"
+  # Separate learning rates of G and D; a derived reference follows optim.lr unless set on its own.
+  c.optim.lr_g = c.optim.get_ref("lr") * 1.0
+  c.optim.lr_d = c.optim.get_ref("lr") * 1.0
+  c.step.loss = "non_saturating"  # minimax | non_saturating | hinge | least_squares
+  c.step.d_steps = 1  # discriminator updates per generator update, each on its own batch of real images
+  c.step.feature_matching = False  # G matches the mean of D's features on real images (Salimans et al. 2016)
+  c.step.historical_averaging = 0.0  # weight of ||theta - mean of past theta||^2 for both players
   c.train.steps = 3000
   c.train.sample_every = 250
   return c

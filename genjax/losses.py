@@ -63,3 +63,51 @@ def generator_loss(fake_logits, kind: str = "non_saturating"):
   if kind == "least_squares":
     return 0.5 * (f - 1.0) ** 2
   raise ValueError(f"unknown GAN loss '{kind}'; expected one of {GAN_LOSSES}")
+
+
+def critic_loss(real_scores, fake_scores):
+  """Loss of a Wasserstein critic per example: D(G(z)) - D(x). Minimizing its mean maximizes
+  E[D(x)] - E[D(G(z))], the critic's estimate of the Wasserstein-1 distance (Arjovsky et al. 2017)."""
+  return fake_scores.reshape(-1) - real_scores.reshape(-1)
+
+
+def wasserstein_generator_loss(fake_scores):
+  """Loss of a Wasserstein generator per example: -D(G(z))."""
+  return -fake_scores.reshape(-1)
+
+
+def interpolate(real, fake, rng):
+  """x_hat = eps x + (1 - eps) G(z) with one eps ~ U[0, 1] per example (broadcast over its pixels); returns
+  (x_hat, eps [B])."""
+  eps_B = jax.random.uniform(rng, (real.shape[0],), real.dtype)
+  eps = eps_B.reshape((-1,) + (1,) * (real.ndim - 1))
+  return eps * real + (1.0 - eps) * fake, eps_B
+
+
+def gradient_penalty(critic_fn, real, fake, rng):
+  """WGAN-GP's penalty per example (Gulrajani et al. 2017): (||grad_x D(x_hat)||_2 - 1)^2 at the interpolate
+  x_hat of `interpolate`, the norm taken over all of the example's non-batch axes (H, W, C).
+
+  `critic_fn` maps a batch [B, ...] to scores [B] and must score each example on its own (no BatchNorm, no
+  minibatch statistics): then the gradient of the summed scores holds each example's own gradient. The norm is
+  sqrt(sum g^2 + 1e-12), so the penalty stays differentiable where the gradient vanishes.
+  """
+  x_hat, _ = interpolate(real, fake, rng)
+  g = jax.grad(lambda v: jnp.sum(critic_fn(v)))(x_hat)
+  norm = jnp.sqrt(_sum_per_example(g * g) + 1e-12)
+  return (norm - 1.0) ** 2
+
+
+def feature_matching(real_features, fake_features):
+  """Feature matching (Salimans et al. 2016): ||mean_b f(x_b) - mean_b f(G(z_b))||^2 over D's intermediate
+  features [B, F]. A batch statistic: returns a scalar, not one value per example."""
+  d = jnp.mean(real_features.reshape(real_features.shape[0], -1), axis=0) - jnp.mean(
+      fake_features.reshape(fake_features.shape[0], -1), axis=0)
+  return jnp.sum(d * d)
+
+
+def historical_average_penalty(params, average):
+  """Historical averaging (Salimans et al. 2016): ||theta - theta_avg||^2 summed over every parameter, where
+  theta_avg is the running mean of the player's past parameters. A scalar."""
+  sq = jax.tree.map(lambda p, a: jnp.sum((p - a) ** 2), params, average)
+  return sum(jax.tree.leaves(sq), jnp.zeros((), jnp.float32))

@@ -8,7 +8,7 @@ from genjax.errors import UserError
 
 
 def make_tx(optim, lr: float | None = None) -> optax.GradientTransformation:
-  """Adam/AdamW/SGD with optional warmup, cosine decay and global-norm clipping; `lr` overrides `optim.lr`."""
+  """Adam/AdamW/SGD/RMSProp with optional warmup, cosine decay and global-norm clipping; `lr` overrides `optim.lr`."""
   lr = optim.lr if lr is None else lr
   schedule = lr
   if optim.get("schedule", "constant") == "cosine":
@@ -22,7 +22,9 @@ def make_tx(optim, lr: float | None = None) -> optax.GradientTransformation:
     opt = optax.adamw(schedule, b1=optim.b1, b2=optim.b2, weight_decay=optim.weight_decay)
   elif name == "sgd":
     opt = optax.sgd(schedule, momentum=optim.b1 or None)
+  elif name == "rmsprop":  # b2: the squared-gradient decay; b1: momentum (0: none); eps outside the sqrt, as torch
+    opt = optax.rmsprop(schedule, decay=optim.b2, momentum=optim.b1 or None, eps_in_sqrt=False)
   else:
-    raise UserError(f"unknown optimizer optim.name='{name}'; expected adam, adamw or sgd")
+    raise UserError(f"unknown optimizer optim.name='{name}'; expected adam, adamw, sgd or rmsprop")
   clip = optim.get("grad_clip", 0.0)
   return optax.chain(optax.clip_by_global_norm(clip), opt) if clip > 0 else opt

@@ -187,24 +187,30 @@ def _jitted(fn):
   return jax.jit(fn, static_argnums=tuple(i for i, p in enumerate(inspect.signature(fn).parameters) if p == "n"))
 
 
-def train(config, workdir, *, quiet: bool = False) -> Result:
-  """Trains `config.model.name` to `config.train.steps`, resuming from the latest checkpoint in `workdir`."""
-  family = models.get(config.model.name)
+def train(config, workdir, *, quiet: bool = False, family=None) -> Result:
+  """Trains `config.model.name` (or `family`, a module with the family contract that is not in the model registry,
+  such as `genjax.classifier`) to `config.train.steps`, resuming from the latest checkpoint in `workdir`."""
+  family = family or models.get(config.model.name)
   cfg.check(config)
   family.validate(config)
   check_step_kwargs(family, config.step)
   t = config.train
   ds = data.load(config.data.name, "train", config.data.train_limit)
   n = len(ds.images)
-  if t.batch_size > n:
-    raise UserError(f"train.batch_size={t.batch_size} is larger than the {n} training examples")
+  # Examples one step reads: a family that makes several updates per step on distinct batches (a GAN's
+  # discriminator steps) defines examples_per_step; images/s still counts steps x train.batch_size.
+  per_step = family.examples_per_step(config) if hasattr(family, "examples_per_step") else t.batch_size
+  if per_step > n:
+    what = f"train.batch_size={t.batch_size}" + (f" x {per_step // t.batch_size} updates per step"
+                                                  if per_step != t.batch_size else "")
+    raise UserError(f"{what} is larger than the {n} training examples")
   workdir = pathlib.Path(workdir)
   resolved = config.to_dict()
   check_workdir(workdir, resolved)
 
   init_rng, step_rng, sample_rng = jax.random.split(jax.random.PRNGKey(t.seed), 3)
-  example = {"image": jnp.zeros((t.batch_size, *ds.images.shape[1:]), jnp.float32),
-             "label": jnp.zeros((t.batch_size,), jnp.int32)}
+  example = {"image": jnp.zeros((per_step, *ds.images.shape[1:]), jnp.float32),
+             "label": jnp.zeros((per_step,), jnp.int32)}
   try:
     state = family.init_state(init_rng, config, example)
   except ValueError as e:  # architecture/data mismatch, e.g. an image size the conv stack cannot halve
@@ -232,7 +238,7 @@ def train(config, workdir, *, quiet: bool = False) -> Result:
   t0 = time.perf_counter()
   try:
     while step < t.steps:
-      idx = data.batch_indices(t.seed, step, k, t.batch_size, n)
+      idx = data.batch_indices(t.seed, step, k, per_step, n)
       state, metrics = run_chunk(state, images, labels, idx, step_rng)
       step += k
       if step == start + k:  # the first dispatch compiles; time it apart from training

@@ -17,15 +17,15 @@ def _state(name, **model):
   c = cfg.load(cfg.EXPERIMENTS_DIR / f"{name}.py")
   for k, v in model.items():
     c.model[k] = v
-  batch = {"image": jax.numpy.zeros((4, 28, 28, 1))}
+  batch = {"image": jax.numpy.zeros((4, 28, 28, 1)), "label": jax.numpy.zeros((4,), jax.numpy.int32)}
   return MODELS[name].init_state(jax.random.PRNGKey(0), c, batch), c
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_round_trip_is_exact(tmp_path, name):
   state, c = _state(name)
-  state, _ = jax.jit(MODELS[name].train_step)(state, {"image": jax.numpy.ones((4, 28, 28, 1)) * 0.5},
-                                             jax.random.PRNGKey(1))
+  batch = {"image": jax.numpy.ones((4, 28, 28, 1)) * 0.5, "label": jax.numpy.arange(4, dtype=jax.numpy.int32)}
+  state, _ = jax.jit(MODELS[name].train_step)(state, batch, jax.random.PRNGKey(1))
   ck = checkpoint.Checkpoints(tmp_path / "ck")
   ck.save(1, state)
   ck.wait()

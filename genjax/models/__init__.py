@@ -3,6 +3,7 @@
 from genjax.errors import UserError
 from genjax.models import ae, gan, vae
 from genjax.models import ae_dense, ae_linear, dae, sparse_ae
+from genjax.models import cgan, gan_mlp, wgan, wgan_gp
 
 MODELS = {
     "ae": ae,
@@ -12,6 +13,10 @@ MODELS = {
     "dae": dae,
     "vae": vae,
     "gan": gan,
+    "gan_mlp": gan_mlp,
+    "wgan": wgan,
+    "wgan_gp": wgan_gp,
+    "cgan": cgan,
 }
 
 

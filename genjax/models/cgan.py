@@ -1,0 +1,45 @@
+"""Conditional GAN (Mirza & Osindero 2014): MLP generator and discriminator that read the one-hot label at every
+layer, G(z, y) and D(x, y). Same losses and mode-collapse remedies as `gan`; `sample` cycles through the classes so a
+grid of num_classes columns shows one class per column; `sample_class` draws the given labels."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from genjax.errors import UserError
+from genjax.models import gans
+
+CONV = False
+
+
+def validate(config) -> None:
+  gans.validate_common(config)
+  if config.model.num_classes < 2:
+    raise UserError(f"model.num_classes must be at least 2, got {config.model.num_classes}")
+
+
+def examples_per_step(config) -> int:
+  return gans.examples_per_step(config, "d_steps")
+
+
+def init_state(rng, config, example_batch) -> gans.AdversarialState:
+  return gans.init_mlp_state(rng, config, example_batch, config.model.num_classes)
+
+
+def train_step(state: gans.AdversarialState, batch, rng, *, loss: str = "non_saturating", d_steps: int = 1,
+               feature_matching: bool = False, historical_averaging: float = 0.0, axis_name=None):
+  """`d_steps` discriminator updates on distinct real minibatches, then one generator update (see gans.train_step);
+  fakes are generated with the labels of the real minibatch they are scored beside."""
+  return gans.train_step(state, batch, rng, loss=loss, d_steps=d_steps, feature_matching=feature_matching,
+                         historical_averaging=historical_averaging, axis_name=axis_name)
+
+
+eval_step = gans.eval_step
+generate = gans.generate
+sample = gans.sample
+
+
+def sample_class(state: gans.AdversarialState, rng, labels):
+  """One image in [0, 1] per label in `labels` [n]."""
+  labels = jnp.asarray(labels, jnp.int32)
+  return (gans.generate(state, rng, labels.shape[0], labels) + 1.0) * 0.5

@@ -1,0 +1,33 @@
+"""The original GAN (Goodfellow et al. 2014) with MLP players: G is z -> ReLU layers -> tanh image, D is a
+LeakyReLU MLP with optional dropout. Same losses and mode-collapse remedies as `gan`; dense, so the loop scans
+16 steps per dispatch."""
+
+from __future__ import annotations
+
+from genjax.models import gans
+
+CONV = False
+
+
+def validate(config) -> None:
+  gans.validate_common(config)
+
+
+def examples_per_step(config) -> int:
+  return gans.examples_per_step(config, "d_steps")
+
+
+def init_state(rng, config, example_batch) -> gans.AdversarialState:
+  return gans.init_mlp_state(rng, config, example_batch)
+
+
+def train_step(state: gans.AdversarialState, batch, rng, *, loss: str = "non_saturating", d_steps: int = 1,
+               feature_matching: bool = False, historical_averaging: float = 0.0, axis_name=None):
+  """`d_steps` discriminator updates on distinct real minibatches, then one generator update (see gans.train_step)."""
+  return gans.train_step(state, batch, rng, loss=loss, d_steps=d_steps, feature_matching=feature_matching,
+                         historical_averaging=historical_averaging, axis_name=axis_name)
+
+
+eval_step = gans.eval_step
+generate = gans.generate
+sample = gans.sample

@@ -1,0 +1,365 @@
+"""What the GAN families share: latent codes, MLP players, minibatch stddev, and one adversarial train step.
+
+The registered families (`gan`, `gan_mlp`, `wgan`, `wgan_gp`, `cgan`) pick networks and losses and pass their
+hyperparameters to `train_step` here, which runs `d_steps` discriminator (critic) updates, each on its own real
+minibatch, then one generator update. Options that fight mode collapse live here too: separate learning rates
+(`optim.lr_g`, `optim.lr_d`), feature matching, historical averaging and minibatch stddev in D.
+
+Conventions: images enter the players in [-1, 1] (the generator ends in tanh); `D(x, y, train)` returns
+(logits [B], features [B, F]) where features are the activations the last dense layer reads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from genjax import losses
+from genjax.errors import UserError
+from genjax.optim import make_tx
+from genjax.state import GANState, TrainState, pmean
+
+LATENT_DISTS = ("normal", "uniform")
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+  """Static settings a GAN's steps and samplers need beyond the parameters."""
+  latent_dim: int
+  latent_dist: str = "normal"
+  num_classes: int = 0  # > 0: both players see the label one-hot (conditional GAN)
+  minibatch_std: bool = False  # D's output for one example depends on its batch: score real and fake apart
+
+
+class AdversarialState(GANState):
+  """A GANState with the static `spec` and, when historical averaging is on, the running means of both players'
+  parameters: `avg = {"gen": ..., "disc": ...}` ({} otherwise)."""
+  avg: Any
+  spec: Spec = struct.field(pytree_node=False)
+
+
+def latent(rng, n: int, spec: Spec, dtype=jnp.float32):
+  """z [n, latent_dim]: N(0, I) for `normal`, U[-1, 1]^d for `uniform`."""
+  if spec.latent_dist == "normal":
+    return jax.random.normal(rng, (n, spec.latent_dim), dtype)
+  if spec.latent_dist == "uniform":
+    return jax.random.uniform(rng, (n, spec.latent_dim), dtype, -1.0, 1.0)
+  raise ValueError(f"unknown latent distribution '{spec.latent_dist}'; expected one of {LATENT_DISTS}")
+
+
+def minibatch_stddev(h):
+  """Minibatch standard deviation (Karras et al. 2018): [B, ..., C] -> [B, ..., C + 1]. The new feature is the
+  standard deviation over the batch of every feature at every position, sqrt(var_b + 1e-8), averaged into one
+  number and given to every example and position; about 0 for a batch of identical examples."""
+  s = jnp.mean(jnp.sqrt(jnp.var(h, axis=0) + 1e-8))
+  return jnp.concatenate([h, jnp.broadcast_to(s, h.shape[:-1] + (1,)).astype(h.dtype)], axis=-1)
+
+
+def with_label(h_BxF, y_B, num_classes: int):
+  """Appends the one-hot label to flat features when the model is conditional."""
+  if not num_classes:
+    return h_BxF
+  return jnp.concatenate([h_BxF, jax.nn.one_hot(y_B, num_classes, dtype=h_BxF.dtype)], axis=-1)
+
+
+class MLPGenerator(nn.Module):
+  """z -> (Dense, ReLU) per hidden layer -> Dense to H*W*C -> tanh, as [B, H, W, C]. A conditional generator
+  appends the one-hot label to the input of every dense layer."""
+  shape: tuple
+  hidden: tuple = (256, 512)
+  num_classes: int = 0
+
+  @nn.compact
+  def __call__(self, z_BxD, y_B=None, train: bool = True):
+    h = z_BxD
+    for f in self.hidden:
+      h = nn.relu(nn.Dense(f)(with_label(h, y_B, self.num_classes)))
+    h = nn.Dense(math.prod(self.shape), name="out")(with_label(h, y_B, self.num_classes))
+    return jnp.tanh(h).reshape(z_BxD.shape[0], *self.shape)
+
+
+class MLPDiscriminator(nn.Module):
+  """x flattened -> (Dense, LeakyReLU(0.2), dropout) per hidden layer [-> minibatch stddev] -> Dense to one
+  logit. Returns (logits [B], features [B, F] of the last hidden layer). A conditional discriminator appends the
+  one-hot label to the input of every dense layer and, with `projection`, adds <embed(y), h> to the logit
+  (Miyato & Koyama 2018), which makes it judge whether an image fits its label far sooner."""
+  hidden: tuple = (512, 256)
+  num_classes: int = 0
+  minibatch_std: bool = False
+  dropout: float = 0.0
+  projection: bool = False
+
+  @nn.compact
+  def __call__(self, x_BxHxWxC, y_B=None, train: bool = False):
+    h = x_BxHxWxC.reshape(x_BxHxWxC.shape[0], -1)
+    for f in self.hidden:
+      h = nn.leaky_relu(nn.Dense(f)(with_label(h, y_B, self.num_classes)), 0.2)
+      if self.dropout > 0:
+        h = nn.Dropout(self.dropout, deterministic=not train)(h)
+    features = h
+    if self.minibatch_std:
+      h = minibatch_stddev(h)
+    logits = nn.Dense(1, name="out")(with_label(h, y_B, self.num_classes))[:, 0]
+    if self.num_classes and self.projection:
+      logits = logits + jnp.sum(nn.Embed(self.num_classes, h.shape[-1], name="projection")(y_B) * h, axis=-1)
+    return logits, features
+
+
+# --- configs ---------------------------------------------------------------------------------------------------
+
+def validate_common(config) -> None:
+  """Checks the model keys every GAN family has and the optional ones it may have."""
+  m, s = config.model, config.step
+  if m.latent_dim <= 0:
+    raise UserError(f"model.latent_dim must be positive, got {m.latent_dim}")
+  if m.get("latent_dist", "normal") not in LATENT_DISTS:
+    raise UserError(f"model.latent_dist must be one of {LATENT_DISTS}, got '{m.latent_dist}'")
+  for key in ("gen_hidden", "disc_hidden", "gen_features", "disc_features"):
+    if key in m and (not len(m[key]) or min(m[key]) <= 0):
+      raise UserError(f"model.{key} must be a non-empty list of positive sizes, got {tuple(m[key])}")
+  if not 0.0 <= m.get("disc_dropout", 0.0) < 1.0:
+    raise UserError(f"model.disc_dropout must be in [0, 1), got {m.disc_dropout}")
+  if "loss" in s and s.loss not in losses.GAN_LOSSES:
+    raise UserError(f"step.loss must be one of {losses.GAN_LOSSES}, got '{s.loss}'")
+  for key in ("d_steps", "n_critic"):
+    if key in s and s[key] < 1:
+      raise UserError(f"step.{key} must be >= 1, got {s[key]}")
+  for key in ("historical_averaging", "gp_weight"):
+    if key in s and s[key] < 0:
+      raise UserError(f"step.{key} must be >= 0, got {s[key]}")
+  if "clip" in s and not s.clip > 0:
+    raise UserError(f"step.clip must be positive, got {s.clip}")
+
+
+def examples_per_step(config, key: str = "d_steps") -> int:
+  """train.batch_size real images per discriminator update, `step.<key>` updates per step."""
+  return config.train.batch_size * config.step.get(key, 1)
+
+
+def init_mlp_state(rng, config, example_batch, num_classes: int = 0) -> AdversarialState:
+  """Builds MLP players from `model.gen_hidden`, `model.disc_hidden`, `model.disc_dropout` and the spec keys."""
+  x, m = example_batch["image"], config.model
+  spec = Spec(m.latent_dim, m.get("latent_dist", "normal"), num_classes, m.get("minibatch_std", False))
+  gen = MLPGenerator(tuple(x.shape[1:]), tuple(m.gen_hidden), num_classes)
+  disc = MLPDiscriminator(tuple(m.disc_hidden), num_classes, spec.minibatch_std, m.get("disc_dropout", 0.0),
+                         m.get("projection", False))
+  return make_state(rng, config, gen, disc, x, spec)
+
+
+def make_state(rng, config, gen: nn.Module, disc: nn.Module, example_x, spec: Spec) -> AdversarialState:
+  """Initializes both players; optimizers from `optim` with `optim.lr_g` / `optim.lr_d` (absent or 0: `optim.lr`);
+  critic weights clipped to [-step.clip, step.clip] when clipping is on; running means when
+  step.historical_averaging > 0."""
+  o, s = config.optim, config.step
+  k_g, k_d = jax.random.split(rng)
+  y = jnp.zeros((1,), jnp.int32) if spec.num_classes else None
+  g_vars = gen.init(k_g, jnp.zeros((1, spec.latent_dim), example_x.dtype), y, train=False)
+  d_vars = disc.init(k_d, example_x[:1], y)
+  if s.get("clip", 0.0) > 0:
+    d_vars = {**d_vars, "params": clip_params(d_vars["params"], s.clip)}
+  g = TrainState.create(apply_fn=gen.apply, variables=g_vars, tx=make_tx(o, o.get("lr_g", 0.0) or o.lr))
+  d = TrainState.create(apply_fn=disc.apply, variables=d_vars, tx=make_tx(o, o.get("lr_d", 0.0) or o.lr))
+  avg = {"gen": g.params, "disc": d.params} if s.get("historical_averaging", 0.0) > 0 else {}
+  return AdversarialState(step=jnp.zeros((), jnp.int32), gen=g, disc=d, avg=avg, spec=spec)
+
+
+# --- steps -----------------------------------------------------------------------------------------------------
+
+def clip_params(params, c: float):
+  """WGAN's weight clipping: every parameter into [-c, c]."""
+  return jax.tree.map(lambda p: jnp.clip(p, -c, c), params)
+
+
+def running_mean(avg, params, count):
+  """avg + (params - avg) / count: the mean of `count` values when `avg` held the first count - 1."""
+  return jax.tree.map(lambda a, p: a + (p - a) / count.astype(a.dtype), avg, params)
+
+
+def _labels(state: AdversarialState, y):
+  return y if state.spec.num_classes else None
+
+
+def _generate_train(gen: TrainState, params, z, y):
+  """G(z) in training mode: BatchNorm (if any) uses batch statistics and returns updated running averages."""
+  x, updates = gen.apply_fn({**gen.variables, "params": params}, z, y, train=True, mutable=["batch_stats"])
+  return x, updates.get("batch_stats", {})
+
+
+def _disc(disc: TrainState, params, x, y, rng):
+  """D's (logits, features) in training mode (dropout on)."""
+  return disc.apply_fn({"params": params}, x, y, train=True, rngs={"dropout": rng})
+
+
+def _scores(state, disc, params, real, fake, y, rng):
+  """D's logits and features on a real and a fake batch. Without minibatch statistics one call on both halves
+  equals two calls; with them, each batch must be scored on its own."""
+  if state.spec.minibatch_std:
+    return _disc(disc, params, real, y, rng), _disc(disc, params, fake, y, jax.random.fold_in(rng, 1))
+  yy = None if y is None else jnp.concatenate([y, y])
+  logits, feats = _disc(disc, params, jnp.concatenate([real, fake]), yy, rng)
+  b = real.shape[0]
+  return (logits[:b], feats[:b]), (logits[b:], feats[b:])
+
+
+def _d_update(state, disc, avg_d, x, y, key, *, loss, clip, gp_weight, historical_averaging, axis_name):
+  """One update of D on real minibatch `x` against as many fresh fakes; returns (disc, avg_d, metrics)."""
+  wasserstein = loss == "wasserstein"
+  fake, _ = _generate_train(state.gen, state.gen.params, latent(key, x.shape[0], state.spec, x.dtype), y)
+  fake = jax.lax.stop_gradient(fake)
+  k_drop, k_gp = jax.random.fold_in(key, 1), jax.random.fold_in(key, 2)
+
+  def loss_fn(params):
+    (real_logits, _), (fake_logits, _) = _scores(state, disc, params, x, fake, y, k_drop)
+    if wasserstein:
+      adv = jnp.mean(losses.critic_loss(real_logits, fake_logits))
+    else:
+      adv = jnp.mean(losses.discriminator_loss(real_logits, fake_logits, loss))
+    total, aux = adv, {"d_loss": adv}
+    if gp_weight > 0:
+      gp = jnp.mean(losses.gradient_penalty(lambda v: _disc(disc, params, v, y, k_drop)[0], x, fake, k_gp))
+      total, aux["gp"] = total + gp_weight * gp, gp
+    if historical_averaging > 0:
+      ha = losses.historical_average_penalty(params, avg_d)
+      total, aux["d_hist"] = total + historical_averaging * ha, ha
+    if wasserstein:
+      aux.update(critic_real=jnp.mean(real_logits), critic_fake=jnp.mean(fake_logits),
+                 w_estimate=jnp.mean(real_logits) - jnp.mean(fake_logits))
+    else:
+      aux.update(d_real=jnp.mean(jax.nn.sigmoid(real_logits)), d_fake=jnp.mean(jax.nn.sigmoid(fake_logits)))
+    return total, aux
+
+  (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(disc.params)
+  disc = disc.apply_gradients(pmean(grads, axis_name))
+  if clip > 0:
+    disc = disc.replace(params=clip_params(disc.params, clip))
+  if historical_averaging > 0:  # disc.step updates done: the mean of the disc.step + 1 parameter values so far
+    avg_d = running_mean(avg_d, disc.params, disc.step + 1)
+  return disc, avg_d, metrics
+
+
+def split_minibatches(x, n: int):
+  """[B, ...] -> [n, B // n, ...]: n disjoint minibatches of consecutive examples (the last B mod n are left out).
+  A batch of fewer than n examples (tiny test batches; the loop gathers batch_size x n) is reused cyclically, one
+  example per minibatch."""
+  b = x.shape[0]
+  if b < n:
+    return x[jnp.arange(n) % b][:, None]
+  m = b // n
+  return x[:n * m].reshape(n, m, *x.shape[1:])
+
+
+def train_step(state: AdversarialState, batch, rng, *, loss: str = "non_saturating", d_steps: int = 1,
+               feature_matching: bool = False, historical_averaging: float = 0.0, clip: float = 0.0,
+               gp_weight: float = 0.0, axis_name=None):
+  """`d_steps` updates of D, each on its own B // d_steps real images and as many fresh fakes, then one update of
+  G on B // d_steps fakes against the new D.
+
+  loss: one of losses.GAN_LOSSES, or "wasserstein" (critic loss D(G(z)) - D(x), generator loss -D(G(z))).
+  clip > 0: clip D's weights to [-clip, clip] after each update (WGAN). gp_weight > 0: add gp_weight times the
+  gradient penalty (WGAN-GP). feature_matching: G minimizes ||E f(x) - E f(G(z))||^2 on D's last hidden features
+  (the first real minibatch) instead of its adversarial loss. historical_averaging = w > 0: each player adds
+  w ||theta - mean of its past theta||^2. Metrics: D's are means over its d_steps updates; `fake_std` and
+  `real_std` are the per-pixel standard deviations over the batch in [0, 1] units, averaged over pixels (a
+  collapsed generator has fake_std far below real_std).
+  """
+  rng = jax.random.fold_in(rng, state.step)
+  if axis_name is not None:  # each device draws its own noise
+    rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
+  if historical_averaging > 0 and not state.avg:
+    raise ValueError("step.historical_averaging > 0 needs a state built with it (the running means)")
+  k_d, k_g = jax.random.split(rng)
+  x_SxB = split_minibatches(batch["image"] * 2.0 - 1.0, d_steps)  # the generator's tanh range
+  if "label" not in batch and state.spec.num_classes:
+    raise ValueError("a conditional GAN needs batch['label']")
+  y_SxB = split_minibatches(batch.get("label", jnp.zeros(batch["image"].shape[:1], jnp.int32)), d_steps)
+  m = x_SxB.shape[1]
+  gen, disc = state.gen, state.disc
+  avg_g, avg_d = state.avg.get("gen"), state.avg.get("disc")
+
+  d_metrics = []
+  for i in range(d_steps):  # unrolled: XLA:CPU runs conv weight gradients far slower inside loops
+    key = k_d if d_steps == 1 else jax.random.fold_in(k_d, i)
+    disc, avg_d, met = _d_update(state, disc, avg_d, x_SxB[i], _labels(state, y_SxB[i]), key, loss=loss,
+                                 clip=clip, gp_weight=gp_weight, historical_averaging=historical_averaging,
+                                 axis_name=axis_name)
+    d_metrics.append(met)
+
+  x, y = x_SxB[0], _labels(state, y_SxB[0])
+  k_drop = jax.random.fold_in(k_g, 1)
+
+  def g_loss_fn(params):
+    fake, batch_stats = _generate_train(gen, params, latent(k_g, m, state.spec, x.dtype), y)
+    logits, fake_feats = _disc(disc, disc.params, fake, y, k_drop)
+    if feature_matching:
+      _, real_feats = _disc(disc, disc.params, x, y, jax.random.fold_in(k_drop, 1))
+      g = losses.feature_matching(real_feats, fake_feats)
+    elif loss == "wasserstein":
+      g = jnp.mean(losses.wasserstein_generator_loss(logits))
+    else:
+      g = jnp.mean(losses.generator_loss(logits, loss))
+    aux = {"g_loss": g}
+    if historical_averaging > 0:
+      ha = losses.historical_average_penalty(params, avg_g)
+      g, aux["g_hist"] = g + historical_averaging * ha, ha
+    return g, (batch_stats, fake, aux)
+
+  (_, (batch_stats, fake, g_metrics)), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(gen.params)
+  gen = gen.apply_gradients(pmean(g_grads, axis_name), batch_stats=pmean(batch_stats, axis_name))
+  avg = state.avg  # unchanged (or {}) without historical averaging
+  if historical_averaging > 0:
+    avg = {"gen": running_mean(avg_g, gen.params, gen.step + 1), "disc": avg_d}
+
+  metrics = jax.tree.map(lambda *v: jnp.mean(jnp.stack(v)), *d_metrics)
+  metrics.update(g_metrics, fake_std=0.5 * jnp.mean(jnp.std(fake, axis=0)),
+                 real_std=0.5 * jnp.mean(jnp.std(x, axis=0)))
+  return state.replace(step=state.step + 1, gen=gen, disc=disc, avg=avg), pmean(metrics, axis_name)
+
+
+# --- evaluation and sampling -----------------------------------------------------------------------------------
+
+def generate(state: AdversarialState, rng, n: int, labels=None):
+  """n images in [-1, 1], BatchNorm (if any) on running averages; `labels` [n] for a conditional GAN."""
+  z = latent(rng, n, state.spec)
+  return state.gen.apply_fn(state.gen.variables, z, _labels(state, labels), train=False)
+
+
+def decode(state: AdversarialState, z, labels=None):
+  """G(z) in [0, 1] for given latents z [n, latent_dim] (interpolation, latent arithmetic)."""
+  return (state.gen.apply_fn(state.gen.variables, z, _labels(state, labels), train=False) + 1.0) * 0.5
+
+
+def _eval_scores(state, batch, rng):
+  x = batch["image"] * 2.0 - 1.0
+  y = _labels(state, batch.get("label"))
+  fake = generate(state, rng, x.shape[0], y)
+  real_logits, _ = state.disc.apply_fn(state.disc.variables, x, y)
+  fake_logits, _ = state.disc.apply_fn(state.disc.variables, fake, y)
+  return real_logits, fake_logits
+
+
+def eval_step(state: AdversarialState, batch, rng):
+  """Per-example non-saturating D and G losses and D's probabilities on real and on generated images, each [B]
+  (a conditional GAN generates with the batch's labels)."""
+  real_logits, fake_logits = _eval_scores(state, batch, rng)
+  return {"d_loss": losses.discriminator_loss(real_logits, fake_logits),
+          "g_loss": losses.generator_loss(fake_logits), "d_real": jax.nn.sigmoid(real_logits),
+          "d_fake": jax.nn.sigmoid(fake_logits)}
+
+
+def eval_step_wasserstein(state: AdversarialState, batch, rng):
+  """Per-example critic scores of real and generated images, and their difference D(x) - D(G(z)), whose mean
+  is the critic's Wasserstein-1 estimate; each [B]."""
+  real_logits, fake_logits = _eval_scores(state, batch, rng)
+  return {"critic_real": real_logits, "critic_fake": fake_logits, "w_estimate": real_logits - fake_logits}
+
+
+def sample(state: AdversarialState, rng, n: int):
+  """n images in [0, 1]; a conditional GAN draws labels 0, 1, ..., num_classes - 1, 0, 1, ... in turn."""
+  labels = jnp.arange(n, dtype=jnp.int32) % state.spec.num_classes if state.spec.num_classes else None
+  return (generate(state, rng, n, labels) + 1.0) * 0.5

@@ -1,0 +1,35 @@
+"""Wasserstein GAN with weight clipping (Arjovsky et al. 2017), MLP generator and critic.
+
+The critic maximizes E[D(x)] - E[D(G(z))] with its weights clipped to [-c, c] after every update, `n_critic`
+updates (each on its own real minibatch) per generator update; the generator minimizes -E[D(G(z))]. The paper's
+optimizer is RMSProp at 5e-5 (optim.name = "rmsprop"). Not done here: the paper's 100 critic updates for the first
+25 generator updates and every 500th.
+"""
+
+from __future__ import annotations
+
+from genjax.models import gans
+
+CONV = False
+
+
+def validate(config) -> None:
+  gans.validate_common(config)
+
+
+def examples_per_step(config) -> int:
+  return gans.examples_per_step(config, "n_critic")
+
+
+def init_state(rng, config, example_batch) -> gans.AdversarialState:
+  return gans.init_mlp_state(rng, config, example_batch)
+
+
+def train_step(state: gans.AdversarialState, batch, rng, *, n_critic: int = 5, clip: float = 0.01, axis_name=None):
+  """`n_critic` clipped critic updates on distinct real minibatches, then one generator update."""
+  return gans.train_step(state, batch, rng, loss="wasserstein", d_steps=n_critic, clip=clip, axis_name=axis_name)
+
+
+eval_step = gans.eval_step_wasserstein
+generate = gans.generate
+sample = gans.sample

@@ -1,0 +1,317 @@
+"""The GAN catalogue: Wasserstein losses, gradient penalty, clipping, critic minibatches, mode-collapse remedies."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import small_config
+
+from genjax import config as cfg
+from genjax import data, losses, train
+from genjax.errors import UserError
+from genjax.models import MODELS, gan, gans
+
+B = 8
+# These tests check algebra on tiny players: XLA's cheapest compilation keeps them fast (about 3x less compile time).
+_jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0,
+                                                   "xla_llvm_disable_expensive_passes": True})
+
+
+def _config(name, **model):
+  c = cfg.load(cfg.EXPERIMENTS_DIR / f"{name}.py")
+  if "gen_hidden" in c.model:  # small players: these tests check the algebra, not the capacity
+    c.model.gen_hidden, c.model.disc_hidden = (32,), (32,)
+  for k, v in model.items():
+    c.model[k] = v
+  return c
+
+
+def _batch(n=B, seed=0):
+  x = jax.random.uniform(jax.random.PRNGKey(seed), (n, 28, 28, 1))
+  return {"image": x, "label": jnp.arange(n, dtype=jnp.int32) % 10}
+
+
+def _init(name, config, batch):
+  return _jit(lambda k: MODELS[name].init_state(k, config, batch))(jax.random.PRNGKey(1))
+
+
+def _max_change(a, b):
+  return max(float(jnp.max(jnp.abs(x - y))) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+# --- Wasserstein losses and the gradient penalty ---------------------------------------------------------------
+
+def test_critic_loss_sign():
+  real, fake = jnp.array([3.0, -1.0]), jnp.array([1.0, 2.0])
+  np.testing.assert_allclose(losses.critic_loss(real, fake), [-2.0, 3.0])  # D(G(z)) - D(x)
+  np.testing.assert_allclose(losses.wasserstein_generator_loss(fake), [-1.0, -2.0])
+  # descending the critic loss raises D(x) and lowers D(G(z))
+  g_real, g_fake = jax.grad(lambda r, f: jnp.sum(losses.critic_loss(r, f)), argnums=(0, 1))(real, fake)
+  assert np.all(g_real < 0) and np.all(g_fake > 0)
+
+
+def test_gradient_penalty_norm_is_per_example_over_h_w_c():
+  # D(x)_i = s_i sum(w * x_i): example i's gradient is s_i w, so its penalty is (|s_i| ||w|| - 1)^2. A norm over
+  # the whole batch, or over channels only, gives other values.
+  rng = np.random.default_rng(0)
+  w = rng.normal(size=(5, 5, 3)).astype(np.float32) * 0.1
+  s = np.array([0.5, 1.0, 3.0, -2.0], np.float32)
+  critic = lambda x: jnp.asarray(s) * jnp.sum(x * w, axis=(1, 2, 3))
+  real, fake = [rng.uniform(size=(4, 5, 5, 3)).astype(np.float32) for _ in range(2)]
+  gp = _jit(losses.gradient_penalty, static_argnums=0)(critic, real, fake, jax.random.PRNGKey(0))
+  np.testing.assert_allclose(gp, (np.abs(s) * np.linalg.norm(w) - 1.0) ** 2, rtol=1e-4)
+
+
+def test_interpolates_draw_one_eps_per_example():
+  b = 6
+  real = jnp.ones((b, 4, 4, 2)) * jnp.arange(1.0, b + 1.0)[:, None, None, None]
+  fake = jnp.zeros_like(real)
+  x_hat, eps = losses.interpolate(real, fake, jax.random.PRNGKey(3))
+  assert eps.shape == (b,) and np.all((eps >= 0) & (eps <= 1)) and len(np.unique(np.asarray(eps))) == b
+  np.testing.assert_allclose(x_hat, eps[:, None, None, None] * real, rtol=1e-6)  # constant within an example
+  # D(x) = 1/2 ||x||^2 has gradient x_hat, so the penalty sees each example's own eps
+  gp = losses.gradient_penalty(lambda x: 0.5 * jnp.sum(x * x, axis=(1, 2, 3)), real, fake, jax.random.PRNGKey(3))
+  norms = np.asarray(eps) * np.arange(1.0, b + 1.0) * np.sqrt(32.0)
+  np.testing.assert_allclose(gp, (norms - 1.0) ** 2, rtol=1e-4)
+
+
+def test_wgan_gp_rejects_minibatch_statistics():
+  c = _config("wgan_gp")
+  with c.unlocked():
+    c.model.minibatch_std = True
+  with pytest.raises(UserError, match="minibatch_std"):
+    MODELS["wgan_gp"].validate(c)
+
+
+# --- WGAN: clipping, critic direction, distinct minibatches ----------------------------------------------------
+
+def test_wgan_clipping_keeps_critic_weights_in_range():
+  c = _config("wgan")
+  c.optim.lr = 0.05  # steps far larger than the clip range
+  batch = _batch(5 * B)
+  state = _init("wgan", c, batch)
+  clip = c.step.clip
+  leaves = lambda s: np.concatenate([np.ravel(a) for a in jax.tree.leaves(s.disc.params)])
+  assert np.all(np.abs(leaves(state)) <= clip)
+  new, _ = _jit(functools.partial(MODELS["wgan"].train_step, n_critic=1))(state, batch, jax.random.PRNGKey(0))
+  # RMSProp's first step moves every weight with a gradient by 10 lr = 0.5, fifty times the clip range
+  w = leaves(new)
+  assert np.all(np.abs(w) <= clip) and np.mean(np.abs(w) == clip) > 0.5
+  assert np.mean(np.sign(w) != np.sign(leaves(state))) > 0.1  # the step did move weights across the box
+
+
+def test_critic_learns_to_score_real_above_fake():
+  # Two critic updates with a frozen generator must raise E[D(x)] - E[D(G(z))] on held-out data; a flipped sign
+  # would lower it.
+  c = _config("wgan_gp")
+  c.optim.lr_d, c.optim.lr_g = 1e-3, 1e-12
+  batch = _batch(2 * B)
+  state = _init("wgan_gp", c, batch)
+  new, m = _jit(functools.partial(MODELS["wgan_gp"].train_step, n_critic=2))(state, batch, jax.random.PRNGKey(0))
+  held_out = _batch(64, seed=7)
+  evaluate = _jit(MODELS["wgan_gp"].eval_step)
+  w = lambda s: float(jnp.mean(evaluate(s, held_out, jax.random.PRNGKey(9))["w_estimate"]))
+  assert w(new) > w(state) + 0.3
+  assert float(m["gp"]) > 0 and np.isfinite(float(m["gp"]))
+  np.testing.assert_allclose(m["w_estimate"], -m["d_loss"], rtol=1e-5, atol=1e-7)  # d_loss: the adversarial part
+
+
+def test_critic_updates_use_distinct_real_minibatches(monkeypatch):
+  seen = []
+
+  def spy(state, disc, avg_d, x, *args, **kwargs):  # records the real minibatch and leaves the critic as it is
+    jax.debug.callback(lambda v: seen.append(np.asarray(v)), x, ordered=True)
+    return disc, avg_d, {}
+
+  monkeypatch.setattr(gans, "_d_update", spy)
+  c = _config("wgan")
+  batch = _batch(2 * 4 + 1)  # 2 updates of 4 examples; the last one is left out
+  state = _init("wgan", c, batch)
+  jax.block_until_ready(_jit(functools.partial(MODELS["wgan"].train_step, n_critic=2))(
+      state, batch, jax.random.PRNGKey(0)))
+  x = np.asarray(batch["image"]) * 2.0 - 1.0
+  assert len(seen) == 2
+  for i, xi in enumerate(seen):
+    np.testing.assert_array_equal(xi, x[4 * i:4 * (i + 1)])
+  # a batch smaller than the number of updates (tiny test batches only) is reused cyclically
+  np.testing.assert_array_equal(gans.split_minibatches(jnp.arange(3), 5), [[0], [1], [2], [0], [1]])
+
+
+class _Gathered(Exception):
+  pass
+
+
+def test_loop_gathers_batch_size_times_critic_updates(tmp_path, monkeypatch):
+  # The loop builds the state from, and gathers each step, batch_size x n_critic examples; stop before compiling.
+  seen = {}
+
+  def gather(*args):
+    seen["per_step"] = args[3]
+    raise _Gathered
+
+  init = MODELS["wgan"].init_state
+
+  def init_state(rng, config, example):
+    seen["example"] = example["image"].shape[0]
+    return init(rng, config, example)
+
+  monkeypatch.setattr(MODELS["wgan"], "init_state", init_state)
+  monkeypatch.setattr(train.data, "batch_indices", gather)
+  c = small_config("wgan")
+  c.model.gen_hidden, c.model.disc_hidden = (32,), (32,)
+  c.step.n_critic = 3
+  with pytest.raises(_Gathered):
+    train.train(c, tmp_path, quiet=True)
+  assert seen == {"example": 32 * 3, "per_step": 32 * 3}
+  c.train.batch_size = 200  # 600 examples per step > 512
+  with pytest.raises(UserError, match=r"train.batch_size=200 x 3 updates per step is larger than the 512"):
+    train.train(c, tmp_path / "other", quiet=True)
+
+
+# --- mode-collapse remedies ------------------------------------------------------------------------------------
+
+def test_feature_matching_matches_formula():
+  rng = np.random.default_rng(1)
+  r, f = rng.normal(size=(6, 5)).astype(np.float32), rng.normal(size=(4, 5)).astype(np.float32)
+  np.testing.assert_allclose(losses.feature_matching(r, f), np.sum((r.mean(0) - f.mean(0)) ** 2), rtol=1e-5)
+  assert float(losses.feature_matching(r, r[::-1])) < 1e-10  # same mean, any order
+
+
+def test_feature_matching_step_minimizes_the_matching_loss():
+  c = _config("gan_mlp")
+  batch = _batch()
+  state = _init("gan_mlp", c, batch)
+  rng = jax.random.PRNGKey(0)
+  step = functools.partial(MODELS["gan_mlp"].train_step, feature_matching=True)
+  new, m = _jit(step)(state, batch, rng)
+  # G's loss: the formula on the updated D's features of the real batch and of G(z), z from the step's G key
+  k_g = jax.random.split(jax.random.fold_in(rng, 0))[1]
+  fake = gans.generate(state, k_g, B)
+  feats = lambda x: new.disc.apply_fn(new.disc.variables, x)[1]
+  expected = losses.feature_matching(feats(batch["image"] * 2 - 1), feats(fake))
+  np.testing.assert_allclose(m["g_loss"], expected, rtol=1e-4)
+  assert _max_change(state.gen.params, new.gen.params) > 0
+
+
+def test_minibatch_stddev_feature():
+  same = jnp.ones((4, 3, 3, 2)) * 0.7
+  out = gans.minibatch_stddev(same)
+  assert out.shape == (4, 3, 3, 3)
+  np.testing.assert_array_equal(out[..., :2], same)
+  np.testing.assert_allclose(out[..., 2], 0.0, atol=1e-3)  # sqrt(0 + 1e-8)
+  h = np.random.default_rng(2).normal(size=(5, 7)).astype(np.float32)
+  np.testing.assert_allclose(gans.minibatch_stddev(jnp.asarray(h))[:, -1], np.mean(np.std(h, axis=0)), rtol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["mlp", "conv"])
+def test_minibatch_std_makes_d_see_the_batch(kind):
+  x = _batch()["image"] * 2 - 1
+  other = x.at[1:].set(-x[1:])  # example 0 unchanged, the rest changed
+  for on in (False, True):
+    d = gans.MLPDiscriminator((16,), minibatch_std=on) if kind == "mlp" else gan.Discriminator((4, 8), on)
+    variables = _jit(d.init)(jax.random.PRNGKey(0), x)
+    logit = _jit(lambda v: d.apply(variables, v)[0][0])
+    assert (abs(float(logit(x)) - float(logit(other))) > 1e-6) == on
+
+
+def test_historical_average_penalty_and_running_mean():
+  p = {"a": jnp.array([1.0, 2.0]), "b": {"c": jnp.array([[3.0]])}}
+  avg = {"a": jnp.array([0.0, 0.0]), "b": {"c": jnp.array([[1.0]])}}
+  np.testing.assert_allclose(losses.historical_average_penalty(p, avg), 1 + 4 + 4)
+  c = _config("gan_mlp")
+  c.step.historical_averaging = 0.1
+  batch = _batch()
+  state = _init("gan_mlp", c, batch)
+  step = _jit(functools.partial(MODELS["gan_mlp"].train_step, **c.step))
+  history = [state]
+  for i in range(3):
+    state, m = step(state, batch, jax.random.PRNGKey(i))
+    history.append(state)
+  for half in ("gen", "disc"):
+    mean = jax.tree.map(lambda *v: np.mean(np.stack(v), axis=0), *[getattr(s, half).params for s in history])
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), state.avg[half], mean)
+  # the logged penalty is ||theta - avg||^2 at the parameters the last step started from
+  prev = history[-2]
+  np.testing.assert_allclose(m["g_hist"], losses.historical_average_penalty(prev.gen.params, prev.avg["gen"]),
+                             rtol=1e-4)
+  np.testing.assert_allclose(m["d_hist"], losses.historical_average_penalty(prev.disc.params, prev.avg["disc"]),
+                             rtol=1e-4)
+  assert float(m["g_hist"]) > 0
+
+
+def test_separate_learning_rates():
+  c = _config("gan_mlp")
+  c.optim.lr = 3e-4
+  assert c.optim.lr_g == c.optim.lr_d == 3e-4  # they follow optim.lr unless set
+  c.optim.lr_g, c.optim.lr_d = 1e-9, 1e-3
+  cfg.check(c)
+  batch = _batch()
+  state = _init("gan_mlp", c, batch)
+  new, _ = _jit(functools.partial(MODELS["gan_mlp"].train_step, **c.step))(state, batch, jax.random.PRNGKey(0))
+  assert _max_change(state.gen.params, new.gen.params) < 1e-8  # Adam moves each weight by about lr_g
+  assert _max_change(state.disc.params, new.disc.params) > 1e-4
+
+
+def test_uniform_latent_is_in_range():
+  z = gans.latent(jax.random.PRNGKey(0), 4096, gans.Spec(8, "uniform"))
+  assert z.shape == (4096, 8) and float(z.min()) >= -1 and float(z.max()) <= 1
+  assert float(z.min()) < -0.99 and float(z.max()) > 0.99 and abs(float(z.mean())) < 0.02
+  assert float(jnp.max(jnp.abs(gans.latent(jax.random.PRNGKey(0), 4096, gans.Spec(8, "normal"))))) > 2
+  c = _config("gan_mlp", latent_dist="uniform")
+  state = _init("gan_mlp", c, _batch())
+  assert state.spec.latent_dist == "uniform"
+  with pytest.raises(UserError, match="latent_dist"):
+    MODELS["gan_mlp"].validate(_config("gan_mlp", latent_dist="cauchy"))
+
+
+def test_cgan_samples_follow_the_label():
+  family = MODELS["cgan"]
+  batch = _batch()
+  state = _init("cgan", _config("cgan"), batch)
+  rng = jax.random.PRNGKey(4)
+  sample_class = _jit(family.sample_class)
+  zeros, ones = (sample_class(state, rng, jnp.full((12,), k)) for k in (0, 1))
+  assert float(jnp.max(jnp.abs(zeros - ones))) > 1e-3
+  np.testing.assert_allclose(_jit(family.sample, static_argnums=2)(state, rng, 12),
+                             sample_class(state, rng, jnp.arange(12) % 10), rtol=1e-6)
+
+
+@pytest.mark.parametrize("loss", losses.GAN_LOSSES)
+def test_each_gan_mlp_loss_gives_a_finite_step(loss):
+  c = _config("gan_mlp")
+  batch = _batch()
+  state = _init("gan_mlp", c, batch)
+  new, m = _jit(functools.partial(MODELS["gan_mlp"].train_step, loss=loss))(state, batch, jax.random.PRNGKey(0))
+  assert all(np.isfinite(float(v)) for v in m.values())
+  assert _max_change(state.gen.params, new.gen.params) > 0 and _max_change(state.disc.params, new.disc.params) > 0
+
+
+def test_all_remedies_together_on_cgan():
+  c = _config("cgan", minibatch_std=True, latent_dist="uniform", disc_dropout=0.3)
+  c.step.d_steps, c.step.feature_matching, c.step.historical_averaging = 2, True, 0.01
+  MODELS["cgan"].validate(c)
+  batch = _batch(2 * B)
+  state = _init("cgan", c, batch)
+  new, m = _jit(functools.partial(MODELS["cgan"].train_step, **c.step))(state, batch, jax.random.PRNGKey(0))
+  assert all(np.isfinite(float(v)) for v in m.values())
+  assert int(new.disc.step) == 2 and int(new.gen.step) == 1
+
+
+@pytest.mark.parametrize("key,value,match", [("step.d_steps", 0, "d_steps"), ("step.loss", "wgan", "step.loss"),
+                                             ("model.latent_dim", 0, "latent_dim"),
+                                             ("step.historical_averaging", -1.0, "historical_averaging")])
+def test_validate_rejects_bad_values(key, value, match):
+  c = _config("gan_mlp")
+  section, leaf = key.split(".")
+  c[section][leaf] = value
+  with pytest.raises(UserError, match=match):
+    MODELS["gan_mlp"].validate(c)
+
+
+def test_wgan_validate_rejects_no_clipping():
+  w = _config("wgan")
+  w.step.clip = 0.0
+  with pytest.raises(UserError, match="clip"):
+    MODELS["wgan"].validate(w)
