@@ -3,6 +3,7 @@
 from genjax.errors import UserError
 from genjax.models import ae, gan, vae
 from genjax.models import ae_dense, ae_linear, dae, sparse_ae
+from genjax.models import cvae, gmmn, iwae, vae_dense
 from genjax.models import cgan, gan_mlp, wgan, wgan_gp
 
 MODELS = {
@@ -12,6 +13,10 @@ MODELS = {
     "sparse_ae": sparse_ae,
     "dae": dae,
     "vae": vae,
+    "vae_dense": vae_dense,
+    "cvae": cvae,
+    "iwae": iwae,
+    "gmmn": gmmn,
     "gan": gan,
     "gan_mlp": gan_mlp,
     "wgan": wgan,

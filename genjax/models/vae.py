@@ -97,7 +97,13 @@ def sample(state, rng, n: int):
 
 
 def encode(state, x):
+  """Mean and log-variance of q(z | x), each [B, latent_dim]."""
   return state.apply_fn(state.variables, x, method=VAE.encode)
+
+
+def decode(state, z):
+  """Bernoulli means of p(x | z) in [0, 1], [B, H, W, C]."""
+  return jax.nn.sigmoid(state.apply_fn(state.variables, z, method=VAE.decode))
 
 
 def reconstruct(state, x):
