@@ -3,12 +3,14 @@ MODEL ?= gan
 DATASET ?=
 WORKDIR ?= runs/$(MODEL)
 ARGS ?=
+NAME ?=
+QUICK ?=
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: train test test-slow venv clean-venv
+.PHONY: train experiment classifier test test-slow venv clean-venv
 
 venv: $(STAMP)
 
@@ -21,8 +23,16 @@ $(STAMP): pyproject.toml
 train: $(STAMP)
 	$(PY) -m genjax.main train --model $(MODEL) --workdir $(WORKDIR) $(if $(DATASET),--dataset $(DATASET)) $(ARGS)
 
+# make experiment NAME=<name> [QUICK=1]: results.json and figures in runs/experiments/<name>/
+experiment: $(STAMP)
+	$(PY) -m genjax.main experiment --name $(NAME) $(if $(QUICK),--quick)
+
+# make classifier [DATASET=mnist]: the CNN that experiments (and evaluation) use to count classes
+classifier: $(STAMP)
+	$(PY) -m genjax.main classifier $(if $(DATASET),--dataset $(DATASET))
+
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not slow" --durations=10 tests
+	$(PY) -m pytest -q -m "not slow" -n auto --durations=10 tests
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow tests

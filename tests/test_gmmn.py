@@ -155,6 +155,7 @@ def _ae_workdir(root):
   return root / "ae", name
 
 
+@pytest.mark.slow  # 22 s: trains an AE, then a GMMN on it, through the real loop
 def test_gmmn_trains_in_a_frozen_autoencoders_code_space(tmp_path):
   ae_dir, ae_name = _ae_workdir(tmp_path)
   c = small_config("gmmn_ae")  # batch 32 on 512 images, 8 steps, checkpoints at 4 and 8

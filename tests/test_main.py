@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from genjax import main
+from genjax.models import MODELS
 
 
 def _cli(*args, timeout=300):
@@ -31,7 +32,7 @@ def test_end_to_end_gan_on_a_slice_of_mnist(tmp_path):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--model", "nope"], "unknown model 'nope'; available: ae, gan, vae"),
+    (["--model", "nope"], f"unknown model 'nope'; available: {', '.join(sorted(MODELS))}"),
     (["--model", "gan", "--config.train.stepz=1"], "unknown config key 'train.stepz' (did you mean 'train.steps'?)"),
     (["--model", "gan", "--config.train.steps=lots"], "config key 'train.steps' expects int, got 'lots'"),
     (["--model", "gan", "--config.optim.lr=-0.1"], "optim.lr must be positive, got -0.1"),
@@ -49,4 +50,4 @@ def test_user_errors_are_one_line(tmp_path, capsys, args, message):
 def test_user_error_in_a_real_process_has_no_traceback():
   proc = _cli("train", "--model", "nope")
   assert proc.returncode == 2
-  assert proc.stderr.strip() == "genjax: error: unknown model 'nope'; available: ae, gan, vae"
+  assert proc.stderr.strip() == f"genjax: error: unknown model 'nope'; available: {', '.join(sorted(MODELS))}"

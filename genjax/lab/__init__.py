@@ -1,0 +1,143 @@
+"""Experiments: each trains the models it needs with `genjax.train.train`, then measures and draws what they teach.
+
+`run(name, quick)` writes `runs/experiments/<name>/results.json` and PNG figures (QUICK runs go to
+`runs/experiments/<name>/quick/`). Models are trained into subfolders of that directory, so running an experiment
+again resumes or reuses them instead of training from scratch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+import platform
+import time
+from typing import Callable
+
+import jax
+import numpy as np
+
+from genjax import config as cfg
+from genjax import data
+from genjax.errors import UserError
+
+ROOT = pathlib.Path("runs/experiments")
+
+
+@dataclasses.dataclass
+class Lab:
+  """What an experiment function gets: where to write, whether to run small, and a model trainer."""
+  out: pathlib.Path
+  quick: bool
+  quiet: bool = True
+  max_steps: int | None = None  # caps every model's training (tests)
+  trained: dict = dataclasses.field(default_factory=dict)
+
+  def fit(self, model: str, tag: str | None = None, *, steps: int, quick_steps: int, config: str | None = None,
+          **overrides):
+    """Trains `experiments/<config or model>.py` with `overrides` ({"step.loss": "mse"}) into `out/<tag>/`."""
+    from genjax import train
+    c = cfg.load(cfg.EXPERIMENTS_DIR / f"{config or model}.py")
+    c.model.name = model
+    for key, value in overrides.items():
+      *parents, leaf = key.split(".")
+      node = c
+      for p in parents:
+        node = node[p]
+      node[leaf] = value
+    c.train.steps = min(quick_steps if self.quick else steps, self.max_steps or steps)
+    if c.optim.schedule == "cosine":  # the decay spans the run, however long it is
+      c.optim.decay_steps = c.train.steps
+    t = c.train
+    for key in ("log_every", "sample_every", "checkpoint_every"):
+      t[key] = min(t[key], t.steps)
+    t.log_every = next(v for v in range(t.log_every, 0, -1) if t.steps % v == 0)
+    tag = tag or model
+    t0 = time.perf_counter()
+    result = train.train(c, self.out / tag, quiet=self.quiet)
+    self.trained[tag] = {"model": model, "steps": int(result.steps), "train_s": round(time.perf_counter() - t0, 1),
+                         "images_per_sec": None if np.isnan(result.images_per_sec) else
+                         round(result.images_per_sec, 1)}
+    return result.state
+
+  def figure(self, name: str) -> pathlib.Path:
+    return self.out / f"{name}.png"
+
+
+EXPERIMENTS: dict[str, Callable[[Lab], dict]] = {}
+
+
+def experiment(fn):
+  EXPERIMENTS[fn.__name__] = fn
+  return fn
+
+
+def _protocol(quick: bool) -> dict:
+  import flax
+  import optax
+  return {"quick": quick, "jax": jax.__version__, "flax": flax.__version__, "optax": optax.__version__,
+          "device": str(jax.devices()[0].device_kind), "backend": jax.default_backend(),
+          "cpu": platform.processor() or platform.machine()}
+
+
+def run(name: str, quick: bool = False, quiet: bool = True, root: pathlib.Path | None = None,
+        max_steps: int | None = None) -> dict:
+  """Runs experiment `name` and writes its results.json; returns the results."""
+  from genjax.lab import autoencoders, gans, latent  # noqa: F401  (register the experiments)
+  if name not in EXPERIMENTS:
+    raise UserError(f"unknown experiment '{name}'; available: {', '.join(sorted(EXPERIMENTS))}")
+  out = (root or ROOT) / name / ("quick" if quick else "")
+  out.mkdir(parents=True, exist_ok=True)
+  lab = Lab(out, quick, quiet, max_steps)
+  t0 = time.perf_counter()
+  results = EXPERIMENTS[name](lab)
+  results = {"experiment": name, **results, "models": lab.trained,
+             "wall_s": round(time.perf_counter() - t0, 1), "protocol": _protocol(quick)}
+  (out / "results.json").write_text(json.dumps(_jsonable(results), indent=2) + "\n")
+  return results
+
+
+def _jsonable(x):
+  if isinstance(x, dict):
+    return {k: _jsonable(v) for k, v in x.items()}
+  if isinstance(x, (list, tuple)):
+    return [_jsonable(v) for v in x]
+  if isinstance(x, (np.generic, jax.Array)):
+    return np.asarray(x).item() if np.ndim(x) == 0 else np.asarray(x).tolist()
+  if isinstance(x, np.ndarray):
+    return x.tolist()
+  return x
+
+
+def test_images(dataset: str = "mnist", n: int = 10000) -> np.ndarray:
+  """Float test images [n, H, W, C] in [0, 1]."""
+  return data.load(dataset, "test").images[:n].astype(np.float32) / 255.0
+
+
+def batched(fn, *arrays, batch_size: int = 1000):
+  """Applies a jitted `fn` to arrays in chunks along axis 0 and concatenates the (tree of) outputs."""
+  fn = jax.jit(fn)
+  outs = [fn(*(a[i:i + batch_size] for a in arrays)) for i in range(0, len(arrays[0]), batch_size)]
+  return jax.tree.map(lambda *xs: np.concatenate([np.asarray(x) for x in xs]), *outs)
+
+
+def psnr(x_hat, x) -> float:
+  """Peak signal-to-noise ratio in dB over a whole set of images in [0, 1]."""
+  mse = float(np.mean((np.asarray(x_hat) - np.asarray(x)) ** 2))
+  return float(-10.0 * np.log10(max(mse, 1e-10)))
+
+
+def auroc(negatives, positives) -> float:
+  """P(score of a positive > score of a negative), ties counting 1/2: the Mann-Whitney U statistic over n_neg n_pos."""
+  from scipy.stats import rankdata
+  neg, pos = np.asarray(negatives, np.float64), np.asarray(positives, np.float64)
+  ranks = rankdata(np.concatenate([neg, pos]))  # average ranks for ties
+  u = ranks[len(neg):].sum() - len(pos) * (len(pos) + 1) / 2
+  return float(u / (len(neg) * len(pos)))
+
+
+def plt():
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as pyplot
+  return pyplot

@@ -1,0 +1,64 @@
+"""Experiment machinery: the statistics experiments report, and quick end-to-end runs writing results and figures."""
+
+import json
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from genjax import lab
+from genjax.errors import UserError
+from genjax.lab import gans, latent
+
+
+def test_auroc_matches_pairwise_definition_with_ties():
+  rng = np.random.default_rng(0)
+  neg = rng.integers(0, 6, 40).astype(float)  # many ties
+  pos = rng.integers(2, 9, 30).astype(float)
+  pairs = (pos[None, :] > neg[:, None]) + 0.5 * (pos[None, :] == neg[:, None])
+  assert lab.auroc(neg, pos) == pytest.approx(pairs.mean(), abs=1e-12)
+  assert lab.auroc([0, 1], [2, 3]) == 1.0 and lab.auroc([2, 3], [0, 1]) == 0.0
+
+
+def test_psnr():
+  x = np.zeros((2, 4, 4, 1))
+  assert lab.psnr(x + 0.1, x) == pytest.approx(20.0)  # MSE 0.01 -> 20 dB
+
+
+def test_class_stats_counts_covered_classes_and_kl_to_uniform():
+  from unittest import mock
+  counts = np.array([500, 500, 0, 0, 0, 0, 0, 0, 0, 5])
+  p = counts / counts.sum()
+  expected_kl = sum(q * np.log(q * 10) for q in p if q > 0)
+  with mock.patch.object(gans.classifier, "class_histogram", return_value=counts):
+    stats = gans.class_stats(None, None)
+  assert stats["classes_covered"] == 2  # the class with 0.5% of the samples does not count
+  assert stats["class_kl"] == pytest.approx(expected_kl)
+  with mock.patch.object(gans.classifier, "class_histogram", return_value=np.full(10, 7)):
+    assert gans.class_stats(None, None)["class_kl"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_slerp_keeps_endpoints_and_norm():
+  a, b = jnp.array([3.0, 0.0]), jnp.array([0.0, 3.0])
+  path = latent._slerp(a, b, 5)
+  np.testing.assert_allclose(path[0], a, atol=1e-6)
+  np.testing.assert_allclose(path[-1], b, atol=1e-6)
+  np.testing.assert_allclose(jnp.linalg.norm(path, axis=1), 3.0, rtol=1e-6)
+  assert float(jnp.linalg.norm(latent._lerp(a, b, 3)[1])) < 3.0  # the straight line cuts inside
+
+
+def test_unknown_experiment_is_a_user_error(tmp_path):
+  with pytest.raises(UserError, match="unknown experiment 'nope'; available: .*latent2d"):
+    lab.run("nope", root=tmp_path)
+
+
+@pytest.mark.parametrize("name,figures", [("latent2d", ["manifold.png", "encodings.png"])])
+def test_quick_experiment_writes_results_and_figures(tmp_path, name, figures):
+  results = lab.run(name, quick=True, root=tmp_path, max_steps=16)
+  out = tmp_path / name / "quick"
+  on_disk = json.loads((out / "results.json").read_text())
+  assert on_disk["experiment"] == name and on_disk["protocol"]["quick"] is True
+  assert on_disk["figures"] == figures == results["figures"]
+  for f in figures:
+    assert (out / f).stat().st_size > 1000
+  assert all(m["steps"] == 16 for m in on_disk["models"].values())
