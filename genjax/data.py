@@ -172,7 +172,7 @@ MIRRORS = {"mnist": _fetch_mnist, "fashion_mnist": _fetch_fashion_mnist}
 
 def _save(path: pathlib.Path, ds: Dataset) -> None:
   path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_suffix(".tmp.npz")
+  tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")  # per process: parallel test workers may fetch at once
   np.savez(tmp, images=ds.images, labels=ds.labels)
   os.replace(tmp, path)  # atomic: a killed fetch never leaves a half-written cache
 
