@@ -22,7 +22,7 @@ from genjax import checkpoint, data
 from genjax import config as cfg
 from genjax.errors import UserError
 from genjax.optim import make_tx
-from genjax.state import TrainState, pmean
+from genjax.state import TrainState, pmean, step_key
 
 CONV = True
 ROOT = pathlib.Path("runs/classifier")
@@ -101,9 +101,7 @@ def random_shift(x_BxHxWxC, rng, shift: int):
 
 def train_step(state, batch, rng, *, shift: int = 2, axis_name=None):
   """One Adam step on the mean cross-entropy of randomly shifted images."""
-  rng = jax.random.fold_in(rng, state.step)
-  if axis_name is not None:
-    rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
+  rng = step_key(rng, state.step, axis_name)
   k_shift, k_drop = jax.random.split(rng)
   x = random_shift(batch["image"], k_shift, shift)
 

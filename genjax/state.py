@@ -42,6 +42,15 @@ class GANState(struct.PyTreeNode):
   disc: TrainState
 
 
+def step_key(rng, step, axis_name=None):
+  """The key of one training step: `rng` folded with the step count and, under shard_map/pmap, with the device
+  index, so every step and every device draws its own noise and a resumed run redraws the same."""
+  rng = jax.random.fold_in(rng, step)
+  if axis_name is not None:
+    rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
+  return rng
+
+
 def pmean(tree, axis_name):
   """Averages over `axis_name` when the step runs under shard_map/pmap; identity otherwise."""
   return tree if axis_name is None else jax.lax.pmean(tree, axis_name)

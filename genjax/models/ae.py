@@ -8,30 +8,13 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from genjax import losses
 from genjax.errors import UserError
 from genjax.models import nets
+from genjax.models.ae_dense import RECONSTRUCTION_LOSSES, psnr, reconstruction_terms
 from genjax.optim import make_tx
-from genjax.state import TrainState, pmean
+from genjax.state import TrainState, pmean, step_key
 
 CONV = True
-RECONSTRUCTION_LOSSES = ("mse", "bce")
-
-
-class Encoder(nn.Module):
-  """`nets.ConvEncoder` (same layers and parameter names) with dropout on the flattened features that feed the
-  dense code layer, active only when `train` is true."""
-  out_dim: int
-  features: tuple = (32, 64)
-  dropout: float = 0.0
-
-  @nn.compact
-  def __call__(self, x_BxHxWxC, train: bool = False):
-    h = x_BxHxWxC
-    for f in self.features:
-      h = nn.leaky_relu(nn.Conv(f, (4, 4), strides=(2, 2), padding="SAME")(h), 0.2)
-    h = nn.Dropout(self.dropout, deterministic=not train)(h.reshape(h.shape[0], -1))
-    return nn.Dense(self.out_dim, name="out")(h)
 
 
 class AutoEncoder(nn.Module):
@@ -42,7 +25,7 @@ class AutoEncoder(nn.Module):
   dropout: float = 0.0
 
   def setup(self):
-    self.encoder = Encoder(self.code_dim, self.features, self.dropout)
+    self.encoder = nets.ConvEncoder(self.code_dim, self.features, self.dropout)
     self.decoder = nets.ConvDecoder(self.shape, tuple(reversed(self.features)), self.upsample)
 
   def encode(self, x, train: bool = False):
@@ -78,21 +61,15 @@ def init_state(rng, config, example_batch) -> TrainState:
   return TrainState.create(apply_fn=module.apply, variables=variables, tx=make_tx(config.optim))
 
 
-def _per_example(logits, x):
-  return {"mse": losses.squared_error(jax.nn.sigmoid(logits), x), "bce": losses.bernoulli_nll(logits, x)}
-
-
 def train_step(state, batch, rng, *, loss: str = "mse", axis_name=None):
   """One Adam step on the mean reconstruction loss (`mse` on sigmoid outputs, or Bernoulli `bce`); dropout (when
   model.dropout > 0) draws its mask from fold_in(rng, step)."""
-  rng = jax.random.fold_in(rng, state.step)
-  if axis_name is not None:  # each device draws its own mask
-    rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
+  rng = step_key(rng, state.step, axis_name)
   x = batch["image"]
 
   def loss_fn(params):
     logits, _ = state.apply_fn({"params": params}, x, train=True, rngs={"dropout": rng})
-    per = _per_example(logits, x)
+    per = reconstruction_terms(logits, x)
     return jnp.mean(per[loss]), per
 
   (value, per), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -104,8 +81,8 @@ def eval_step(state, batch, rng):
   """Per-example `mse`, `bce` (nats) and `psnr` (dB, pixels in [0, 1]), each [B]."""
   del rng
   logits, _ = state.apply_fn(state.variables, batch["image"])
-  per = _per_example(logits, batch["image"])
-  per["psnr"] = -10.0 * jnp.log10(jnp.maximum(per["mse"], 1e-10))
+  per = reconstruction_terms(logits, batch["image"])
+  per["psnr"] = psnr(per["mse"])
   return per
 
 

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from genjax import losses
 from genjax.errors import UserError
 from genjax.optim import make_tx
-from genjax.state import TrainState, pmean
+from genjax.state import TrainState, pmean, step_key
 
 CONV = False
 RECONSTRUCTION_LOSSES = ("mse", "bce")
@@ -80,14 +80,6 @@ def init_state(rng, config, example_batch, activation: str | None = None) -> Tra
   return TrainState.create(apply_fn=m.apply, variables=variables, tx=make_tx(config.optim))
 
 
-def step_rng(rng, state, axis_name):
-  """The step's key: `rng` folded with the step count and, under shard_map/pmap, the device index."""
-  rng = jax.random.fold_in(rng, state.step)
-  if axis_name is not None:
-    rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
-  return rng
-
-
 def reconstruction_terms(logits, x):
   """Per-example `mse` = mean_i (sigmoid(l_i) - x_i)^2 and `bce` = -log Bernoulli(x | logits) in nats, each [B]."""
   return {"mse": losses.squared_error(jax.nn.sigmoid(logits), x), "bce": losses.bernoulli_nll(logits, x)}
@@ -109,7 +101,7 @@ def train_step(state, batch, rng, *, loss: str = "mse", axis_name=None):
   """One Adam step on the batch mean of the reconstruction loss: `mse` = mean_i (x_hat_i - x_i)^2 with
   x_hat = sigmoid(W' h + b'), or `bce` = sum_i -[x_i log x_hat_i + (1 - x_i) log(1 - x_hat_i)]."""
   x = batch["image"]
-  rng = step_rng(rng, state, axis_name)
+  rng = step_key(rng, state.step, axis_name)
 
   def loss_fn(params):
     logits, _ = forward(state, params, x, rng)

@@ -14,8 +14,8 @@ import jax.numpy as jnp
 
 from genjax import losses
 from genjax.models import ae_dense
-from genjax.models.ae_dense import DenseAutoEncoder, forward, psnr, step_rng
-from genjax.state import pmean
+from genjax.models.ae_dense import DenseAutoEncoder, forward, psnr
+from genjax.state import pmean, step_key
 
 CONV = False
 
@@ -31,7 +31,7 @@ def init_state(rng, config, example_batch):
 def train_step(state, batch, rng, *, axis_name=None):
   """One Adam step on the batch mean of mse = mean_i (x_hat_i - x_i)^2, x_hat = W'(W x + b) + b' (no clipping)."""
   x = batch["image"]
-  rng = step_rng(rng, state, axis_name)  # used only by dropout
+  rng = step_key(rng, state.step, axis_name)  # used only by dropout
 
   def loss_fn(params):
     x_hat, _ = forward(state, params, x, rng)

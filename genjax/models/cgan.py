@@ -26,12 +26,7 @@ def init_state(rng, config, example_batch) -> gans.AdversarialState:
   return gans.init_mlp_state(rng, config, example_batch, config.model.num_classes)
 
 
-def train_step(state: gans.AdversarialState, batch, rng, *, loss: str = "non_saturating", d_steps: int = 1,
-               feature_matching: bool = False, historical_averaging: float = 0.0, axis_name=None):
-  """`d_steps` discriminator updates on distinct real minibatches, then one generator update (see gans.train_step);
-  fakes are generated with the labels of the real minibatch they are scored beside."""
-  return gans.train_step(state, batch, rng, loss=loss, d_steps=d_steps, feature_matching=feature_matching,
-                         historical_averaging=historical_averaging, axis_name=axis_name)
+train_step = gans.adversarial_train_step
 
 
 eval_step = gans.eval_step

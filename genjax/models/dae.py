@@ -15,8 +15,8 @@ from genjax import losses
 from genjax.errors import UserError
 from genjax.models import ae_dense
 from genjax.models.ae_dense import decode, encode, reconstruct  # noqa: F401  (this family's pictures and codes)
-from genjax.models.ae_dense import forward, psnr, reconstruction_terms, step_rng
-from genjax.state import pmean
+from genjax.models.ae_dense import forward, psnr, reconstruction_terms
+from genjax.state import pmean, step_key
 
 CONV = False
 NOISES = ("gaussian", "mask")
@@ -53,7 +53,7 @@ def train_step(state, batch, rng, *, loss: str = "mse", noise: str = DEFAULT_NOI
   """One Adam step on mean_batch reconstruction `loss` (mse or bce) of the clean x from x~ = corrupt(x); the noise
   comes from fold_in(rng, step)."""
   x = batch["image"]
-  noise_rng, dropout_rng = jax.random.split(step_rng(rng, state, axis_name))
+  noise_rng, dropout_rng = jax.random.split(step_key(rng, state.step, axis_name))
   x_noisy = corrupt(x, noise_rng, noise, noise_level)
 
   def loss_fn(params):

@@ -23,7 +23,7 @@ from flax import struct
 from genjax import losses
 from genjax.errors import UserError
 from genjax.optim import make_tx
-from genjax.state import GANState, TrainState, pmean
+from genjax.state import GANState, TrainState, pmean, step_key
 
 LATENT_DISTS = ("normal", "uniform")
 
@@ -268,9 +268,7 @@ def train_step(state: AdversarialState, batch, rng, *, loss: str = "non_saturati
   `real_std` are the per-pixel standard deviations over the batch in [0, 1] units, averaged over pixels (a
   collapsed generator has fake_std far below real_std).
   """
-  rng = jax.random.fold_in(rng, state.step)
-  if axis_name is not None:  # each device draws its own noise
-    rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
+  rng = step_key(rng, state.step, axis_name)
   if historical_averaging > 0 and not state.avg:
     raise ValueError("step.historical_averaging > 0 needs a state built with it (the running means)")
   k_d, k_g = jax.random.split(rng)
@@ -319,6 +317,15 @@ def train_step(state: AdversarialState, batch, rng, *, loss: str = "non_saturati
   metrics.update(g_metrics, fake_std=0.5 * jnp.mean(jnp.std(fake, axis=0)),
                  real_std=0.5 * jnp.mean(jnp.std(x, axis=0)))
   return state.replace(step=state.step + 1, gen=gen, disc=disc, avg=avg), pmean(metrics, axis_name)
+
+
+def adversarial_train_step(state: AdversarialState, batch, rng, *, loss: str = "non_saturating", d_steps: int = 1,
+                           feature_matching: bool = False, historical_averaging: float = 0.0, axis_name=None):
+  """The `train_step` of `gan`, `gan_mlp` and `cgan`: `d_steps` discriminator updates on distinct real minibatches,
+  then one generator update (see `train_step`). Its keywords are the hyperparameters those families accept in
+  `step`; a conditional GAN generates its fakes with the labels of the real minibatch they are scored beside."""
+  return train_step(state, batch, rng, loss=loss, d_steps=d_steps, feature_matching=feature_matching,
+                    historical_averaging=historical_averaging, axis_name=axis_name)
 
 
 # --- evaluation and sampling -----------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from flax import struct
 from genjax import checkpoint, data, mmd
 from genjax.errors import UserError
 from genjax.optim import make_tx
-from genjax.state import TrainState, pmean
+from genjax.state import TrainState, pmean, step_key
 
 CONV = False
 NOISE = ("uniform", "gaussian")
@@ -188,9 +188,7 @@ def generate(state: GMMNState, rng, n: int, params=None):
 
 def train_step(state: GMMNState, batch, rng, *, bandwidths: tuple = mmd.BANDWIDTHS, axis_name=None):
   """One Adam step on MMD^2_u(G(u_1..u_B), x_1..x_B) with k(x, y) = sum_s exp(-||x - y||^2 / (2 s^2))."""
-  rng = jax.random.fold_in(rng, state.step)
-  if axis_name is not None:  # each device draws its own noise
-    rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
+  rng = step_key(rng, state.step, axis_name)
   target = to_space(state, batch["image"])
   u = draw_noise(state, rng, target.shape[0])
 

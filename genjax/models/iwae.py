@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from genjax import losses
 from genjax.errors import UserError
 from genjax.models import nets, vae_dense
-from genjax.state import pmean
+from genjax.state import pmean, step_key
 
 CONV = False
 EVAL_K = 50  # samples of the importance-weighted bound that eval_step reports
@@ -90,7 +90,7 @@ def init_state(rng, config, example_batch):
 def train_step(state, batch, rng, *, k: int = 5, axis_name=None):
   """One Adam step on -mean L_k (nats per image) with the reparameterized gradient of Burda et al.; `neg_elbo` is
   the k-sample average of -log w_i, an unbiased estimate of the negative ELBO from the same draws."""
-  rng = vae_dense.step_rng(state, rng, axis_name)
+  rng = step_key(rng, state.step, axis_name)
   x = batch["image"]
 
   def loss_fn(params):

@@ -36,16 +36,19 @@ class Upsample2x(nn.Module):
 
 
 class ConvEncoder(nn.Module):
-  """Stride-2 4x4 convs with LeakyReLU, then a dense layer to `out_dim`."""
+  """Stride-2 4x4 convs with LeakyReLU, then a dense layer to `out_dim`; `dropout` acts on the flattened features
+  that feed that layer, only when `train` is true (it has no parameters, so the parameter tree is the same)."""
   out_dim: int
   features: Sequence[int] = (32, 64)
+  dropout: float = 0.0
 
   @nn.compact
-  def __call__(self, x_BxHxWxC):
+  def __call__(self, x_BxHxWxC, train: bool = False):
     h = x_BxHxWxC
     for f in self.features:
       h = nn.leaky_relu(nn.Conv(f, (4, 4), strides=(2, 2), padding="SAME")(h), 0.2)
-    return nn.Dense(self.out_dim, name="out")(h.reshape(h.shape[0], -1))
+    h = nn.Dropout(self.dropout, deterministic=not train)(h.reshape(h.shape[0], -1))
+    return nn.Dense(self.out_dim, name="out")(h)
 
 
 class ConvDecoder(nn.Module):

@@ -14,8 +14,8 @@ import jax.numpy as jnp
 from genjax.errors import UserError
 from genjax.models import ae_dense
 from genjax.models.ae_dense import decode, encode, reconstruct  # noqa: F401  (this family's pictures and codes)
-from genjax.models.ae_dense import forward, psnr, reconstruction_terms, step_rng
-from genjax.state import pmean
+from genjax.models.ae_dense import forward, psnr, reconstruction_terms
+from genjax.state import pmean, step_key
 
 CONV = False
 SPARSITY = ("l1", "kl")
@@ -74,7 +74,7 @@ def train_step(state, batch, rng, *, loss: str = "mse", sparsity: str = "kl", sp
                rho: float = 0.05, axis_name=None):
   """One Adam step on mean_batch(reconstruction `loss`) + sparsity_weight * penalty(h) (see the module docstring)."""
   x = batch["image"]
-  rng = step_rng(rng, state, axis_name)  # used only by dropout
+  rng = step_key(rng, state.step, axis_name)  # used only by dropout
 
   def loss_fn(params):
     logits, h = forward(state, params, x, rng)

@@ -10,7 +10,7 @@ from genjax import losses
 from genjax.errors import UserError
 from genjax.models import nets
 from genjax.optim import make_tx
-from genjax.state import TrainState, pmean
+from genjax.state import TrainState, pmean, step_key
 
 CONV = True
 
@@ -70,9 +70,7 @@ def _per_example(state, params, x, rng, beta):
 
 def train_step(state, batch, rng, *, beta: float = 1.0, axis_name=None):
   """One step on the mean of recon + beta * KL (nats per image; beta = 1 gives the negative ELBO)."""
-  rng = jax.random.fold_in(rng, state.step)
-  if axis_name is not None:  # each device draws its own noise
-    rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
+  rng = step_key(rng, state.step, axis_name)
 
   def loss_fn(params):
     per = _per_example(state, params, batch["image"], rng, beta)

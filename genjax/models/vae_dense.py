@@ -18,7 +18,7 @@ from genjax import losses
 from genjax.errors import UserError
 from genjax.models import nets
 from genjax.optim import make_tx
-from genjax.state import TrainState, pmean
+from genjax.state import TrainState, pmean, step_key
 
 CONV = False
 ACTIVATIONS = {"relu": nn.relu, "tanh": jnp.tanh}
@@ -103,17 +103,9 @@ def elbo_terms(state, params, x, eps, cond=()):
   return {"recon": losses.bernoulli_nll(logits, x), "kl": losses.gaussian_kl(mean, logvar)}
 
 
-def step_rng(state, rng, axis_name):
-  """The step's key: folded with the step count, and with the device index under shard_map/pmap."""
-  rng = jax.random.fold_in(rng, state.step)
-  if axis_name is not None:  # each device draws its own noise
-    rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
-  return rng
-
-
 def elbo_step(state, batch, rng, beta, cond, axis_name):
   """One Adam step on the mean of recon + beta * KL; shared by `vae_dense` and `cvae`."""
-  rng = step_rng(state, rng, axis_name)
+  rng = step_key(rng, state.step, axis_name)
   x = batch["image"]
   eps = jax.random.normal(rng, (x.shape[0], latent_dim(state)), x.dtype)
 
