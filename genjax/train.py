@@ -274,5 +274,22 @@ def train(config, workdir, *, quiet: bool = False, family=None) -> Result:
   measured = step - start - k
   pictures.save_curves(workdir / "samples" / "curves.png", log.records,
                        [n for n in log.records[-1] if n not in ("step",)] if log.records else [])
-  return Result(state, start, step, k, len(traces), compile_s, train_s,
-                measured * t.batch_size / train_s if measured > 0 and train_s > 0 else float("nan"))
+  result = Result(state, start, step, k, len(traces), compile_s, train_s,
+                  measured * t.batch_size / train_s if measured > 0 and train_s > 0 else float("nan"))
+  if step > start:
+    record_timing(workdir, result)
+  return result
+
+
+def record_timing(workdir: pathlib.Path, result: Result) -> None:
+  """Adds this run's wall time to workdir/timing.json (summed over resumes), for the leaderboard."""
+  path = workdir / "timing.json"
+  old = json.loads(path.read_text()) if path.exists() else {}
+  if old.get("steps") != result.start_step:  # the times on file are of another history
+    old = {}
+  device = f"{jax.device_count()} x {jax.devices()[0].device_kind} ({jax.default_backend()})"
+  rate = None if math.isnan(result.images_per_sec) else round(result.images_per_sec, 1)
+  path.write_text(json.dumps({
+      "steps": result.steps, "train_s": round(old.get("train_s", 0.0) + result.train_s + result.compile_s, 1),
+      "compile_s": round(old.get("compile_s", 0.0) + result.compile_s, 1), "images_per_sec": rate,
+      "devices": sorted(set(old.get("devices", [])) | {device})}, indent=2) + "\n")
