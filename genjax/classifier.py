@@ -21,6 +21,7 @@ import numpy as np
 from genjax import checkpoint, data
 from genjax import config as cfg
 from genjax.errors import UserError
+from genjax.models import nets
 from genjax.optim import make_tx
 from genjax.state import TrainState, pmean, step_key
 
@@ -30,7 +31,9 @@ ROOT = pathlib.Path("runs/classifier")
 
 class CNN(nn.Module):
   """Two blocks of a 3x3 conv and a 2x2 max-pool, a dense feature layer, then class logits. One conv per block:
-  a second 3x3 conv at full resolution made a step 5x dearer on the CPU (113 images/s under load)."""
+  a second 3x3 conv at full resolution made a step 5x dearer on the CPU (113 images/s under load). The convs and
+  pools are `nets.Conv` and `nets.max_pool_2x2`: on XLA:CPU they make the step 1.9x faster than nn.Conv and
+  nn.max_pool (2-core EPYC, batch 128: 638 -> 1232 images/s), with the same parameters."""
   num_classes: int = 10
   features: tuple = (32, 64)
   hidden: int = 128
@@ -40,8 +43,7 @@ class CNN(nn.Module):
   def __call__(self, x, train: bool = False, return_features: bool = False):
     h = x * 2.0 - 1.0
     for f in self.features:
-      h = nn.relu(nn.Conv(f, (3, 3))(h))
-      h = nn.max_pool(h, (2, 2), (2, 2))
+      h = nets.max_pool_2x2(nn.relu(nets.Conv(f, (3, 3))(h)))
     h = nn.relu(nn.Dense(self.hidden, name="features")(h.reshape(h.shape[0], -1)))
     if return_features:
       return h
@@ -50,7 +52,8 @@ class CNN(nn.Module):
 
 
 def get_config(dataset: str = "mnist") -> ml_collections.ConfigDict:
-  """About 3 epochs of Adam; measured on the 2-core CPU: see the README's classifier section."""
+  """4000 steps of 128 (8.5 epochs of MNIST) with cosine decay. Measured on the 2-core EPYC: MNIST test accuracy
+  0.9943, about 8 minutes alone at 1000-1230 images/s (19.7 min while a GAN trained beside it)."""
   c = cfg.base()
   c.model.name = "classifier"
   c.model.num_classes = 10
@@ -61,9 +64,9 @@ def get_config(dataset: str = "mnist") -> ml_collections.ConfigDict:
   c.optim.lr = 1e-3
   c.optim.schedule = "cosine"
   c.optim.warmup_steps = 100
-  c.optim.decay_steps = 1500
+  c.optim.decay_steps = 4000
   c.step.shift = 2
-  c.train.steps = 1500
+  c.train.steps = 4000
   c.train.batch_size = 128
   c.train.sample_every = 500
   c.train.checkpoint_every = 500
