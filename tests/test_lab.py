@@ -8,7 +8,7 @@ import pytest
 
 from genjax import lab
 from genjax.errors import UserError
-from genjax.lab import gans, latent
+from genjax.lab import latent
 
 
 def test_auroc_matches_pairwise_definition_with_ties():
@@ -23,19 +23,6 @@ def test_auroc_matches_pairwise_definition_with_ties():
 def test_psnr():
   x = np.zeros((2, 4, 4, 1))
   assert lab.psnr(x + 0.1, x) == pytest.approx(20.0)  # MSE 0.01 -> 20 dB
-
-
-def test_class_stats_counts_covered_classes_and_kl_to_uniform():
-  from unittest import mock
-  counts = np.array([500, 500, 0, 0, 0, 0, 0, 0, 0, 5])
-  p = counts / counts.sum()
-  expected_kl = sum(q * np.log(q * 10) for q in p if q > 0)
-  with mock.patch.object(gans.classifier, "class_histogram", return_value=counts):
-    stats = gans.class_stats(None, None)
-  assert stats["classes_covered"] == 2  # the class with 0.5% of the samples does not count
-  assert stats["class_kl"] == pytest.approx(expected_kl)
-  with mock.patch.object(gans.classifier, "class_histogram", return_value=np.full(10, 7)):
-    assert gans.class_stats(None, None)["class_kl"] == pytest.approx(0.0, abs=1e-12)
 
 
 def test_slerp_keeps_endpoints_and_norm():

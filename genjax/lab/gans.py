@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from genjax import classifier, models, pictures
+from genjax import classifier, metrics, models, pictures
 from genjax.lab import Lab, experiment, plt
 
 NUM_SAMPLES = 10000
@@ -14,15 +14,6 @@ NUM_SAMPLES = 10000
 # gives G a target that covers the data. Measured with 3000 steps: 1-3 classes vs 10 (see the README).
 COLLAPSE = ("gan_mlp", {"optim.lr_d": 2e-5})
 REMEDY = ("gan_mlp", {"optim.lr_d": 2e-5, "step.feature_matching": True})
-
-
-def class_stats(clf_state, images, num_classes: int = 10) -> dict:
-  """Predicted-class histogram of generated images; a class counts as covered above 1% of the samples."""
-  counts = classifier.class_histogram(clf_state, images, num_classes)
-  p = counts / counts.sum()
-  nonzero = p > 0
-  return {"class_histogram": counts.tolist(), "classes_covered": int((p > 0.01).sum()),
-          "class_kl": float(np.sum(p[nonzero] * np.log(p[nonzero] * num_classes)))}
 
 
 def _samples(model: str, state, n: int = NUM_SAMPLES) -> np.ndarray:
@@ -52,7 +43,7 @@ def _compare(lab: Lab, name: str, runs: dict) -> dict:
   for tag, (model, overrides, steps, quick_steps) in runs.items():
     state = lab.fit(model, tag, steps=steps, quick_steps=quick_steps, **overrides)
     images = _samples(model, state)
-    stats = class_stats(clf, images)
+    stats = metrics.class_stats(classifier.predict(clf, images))
     out[tag] = {"model": model, "overrides": overrides, **stats}
     panels[tag] = (images, stats)
   _panel(lab, name, panels)
