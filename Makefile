@@ -5,12 +5,14 @@ WORKDIR ?= runs/$(MODEL)
 ARGS ?=
 NAME ?=
 QUICK ?=
+SAMPLES ?=
+OUT ?=
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: train experiment classifier test test-slow venv clean-venv
+.PHONY: train experiment classifier eval leaderboard test test-slow venv clean-venv
 
 venv: $(STAMP)
 
@@ -30,6 +32,15 @@ experiment: $(STAMP)
 # make classifier [DATASET=mnist]: the CNN that experiments (and evaluation) use to count classes
 classifier: $(STAMP)
 	$(PY) -m genjax.main classifier $(if $(DATASET),--dataset $(DATASET))
+
+# make eval WORKDIR=runs/gan: WORKDIR/eval.json and eval/*.png from the latest checkpoint.
+# make eval SAMPLES=file.npz DATASET=mnist [OUT=file.json]: scores uint8 [N, H, W, C] images under the key 'images'.
+eval: $(STAMP)
+	$(PY) -m genjax.main eval $(if $(SAMPLES),--samples $(SAMPLES) --dataset $(or $(DATASET),mnist) $(if $(OUT),--out $(OUT)),--workdir $(WORKDIR)) $(ARGS)
+
+# make leaderboard: evaluates every run under runs/ and writes runs/leaderboard.md
+leaderboard: $(STAMP)
+	$(PY) -m genjax.main leaderboard $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" -n auto --durations=10 tests

@@ -1,4 +1,4 @@
-"""Command line: parses flags and overrides, then hands off to `genjax.train`."""
+"""Command line: parses flags and overrides, then hands off to `genjax.train`, `genjax.evaluate` or `genjax.lab`."""
 
 from __future__ import annotations
 
@@ -10,12 +10,16 @@ import sys
 USAGE = """python -m genjax.main train --model NAME [--dataset NAME] [--workdir DIR] [--config FILE] [--quiet]
                                   [--config.SECTION.KEY=VALUE ...]
        python -m genjax.main experiment --name NAME [--quick]
-       python -m genjax.main classifier [--dataset NAME]"""
+       python -m genjax.main classifier [--dataset NAME]
+       python -m genjax.main eval --workdir DIR [--num_samples N] [--num_reference N] [--seed S] [--nll_k K]
+                                [--nll_examples N]
+       python -m genjax.main eval --samples FILE.npz --dataset NAME [--out FILE.json]
+       python -m genjax.main leaderboard [--root runs] [--num_samples N] [--nll_k K] [--nll_examples N]"""
 
 
 def parse(argv):
   parser = argparse.ArgumentParser(prog="genjax", usage=USAGE, description=__doc__)
-  parser.add_argument("command", choices=["train", "experiment", "classifier"])
+  parser.add_argument("command", choices=["train", "experiment", "classifier", "eval", "leaderboard"])
   parser.add_argument("--model", default="")
   parser.add_argument("--name", default="", help="experiment name")
   parser.add_argument("--quick", action="store_true", help="experiment: a smoke-sized run")
@@ -23,6 +27,15 @@ def parse(argv):
   parser.add_argument("--workdir", default="", help="default: runs/<model>")
   parser.add_argument("--config", default="", help="experiment file; default: experiments/<model>.py")
   parser.add_argument("--quiet", action="store_true", help="no progress bar")
+  parser.add_argument("--samples", default="", help="eval: an .npz of uint8 images [N, H, W, C] under 'images'")
+  parser.add_argument("--out", default="", help="eval --samples: the JSON to write; default FILE.eval.json")
+  parser.add_argument("--root", default="runs", help="leaderboard: where to look for runs")
+  parser.add_argument("--num_samples", type=int, default=10000, help="eval: generated images scored")
+  parser.add_argument("--seed", type=int, default=0, help="eval: seed of samples, binarization and estimators")
+  parser.add_argument("--nll_k", type=int, default=5000, help="eval: importance samples per image for the NLL")
+  parser.add_argument("--nll_examples", type=int, default=10000, help="eval: test images in neg_elbo and nll")
+  parser.add_argument("--num_reference", type=int, default=10000,
+                      help="eval: test images that generated ones are compared with")
   return parser.parse_known_args(argv)
 
 
@@ -51,6 +64,33 @@ def run_classifier(args, rest) -> int:
   return 0
 
 
+def run_eval(args, rest) -> int:
+  from genjax import evaluate
+  from genjax.errors import UserError
+  if rest:
+    raise UserError(f"unrecognized arguments {rest}")
+  if args.command == "leaderboard":
+    evaluate.leaderboard(args.root, num_samples=args.num_samples, seed=args.seed, nll_k=args.nll_k,
+                         nll_examples=args.nll_examples, num_reference=args.num_reference, quiet=args.quiet)
+    print(f"genjax: leaderboard written to {pathlib.Path(args.root) / 'leaderboard.md'}")
+    return 0
+  if args.samples:
+    if not args.dataset:
+      raise UserError("eval of a samples file needs the dataset to compare with: make eval SAMPLES=... DATASET=mnist")
+    result = evaluate.evaluate_samples(args.samples, args.dataset, args.out or None, seed=args.seed,
+                                       num_reference=args.num_reference)
+    print(f"genjax: {args.samples}: FID {result['fid']:.2f}, {result['classes_covered']} classes covered")
+    return 0
+  if not args.workdir:
+    raise UserError("eval needs a run: make eval WORKDIR=runs/<model>, or SAMPLES=file.npz DATASET=<name>")
+  result = evaluate.evaluate_run(args.workdir, num_samples=args.num_samples, seed=args.seed, nll_k=args.nll_k,
+                                 nll_examples=args.nll_examples, num_reference=args.num_reference)
+  shown = {k: result[k] for k in ("fid", "classes_covered", "neg_elbo", "nll", "mse", "psnr") if k in result}
+  print(f"genjax: evaluated {result['model']} at step {result['step']}: "
+        + ", ".join(f"{k} {v:.4g}" for k, v in shown.items()) + f"; written to {args.workdir}/eval.json")
+  return 0
+
+
 def run(argv) -> int:
   from genjax import config as cfg
   from genjax import models
@@ -59,6 +99,8 @@ def run(argv) -> int:
     return run_experiment(args, rest)
   if args.command == "classifier":
     return run_classifier(args, rest)
+  if args.command in ("eval", "leaderboard"):
+    return run_eval(args, rest)
   if not args.model:
     from genjax.errors import UserError
     raise UserError("train needs --model NAME (make train MODEL=<name>)")

@@ -56,6 +56,15 @@ def iwae_bound(state, x, rng, k: int, *, chunk: int = 0, cond=(), params=None):
   grows with `chunk`, not k; the result equals the unchunked one up to rounding. `cond`: extra inputs of
   `encode`/`decode`, e.g. `(one_hot_labels,)` for `cvae`. `params` replaces the state's (for gradients).
   """
+  return bounds(state, x, rng, k, chunk=chunk, cond=cond, params=params)[0]
+
+
+def bounds(state, x, rng, k: int, *, chunk: int = 0, cond=(), params=None):
+  """(L_k, ELBO) per example, each [B] in nats, from the same k draws: log (1/k) sum_i w_i and (1/k) sum_i log w_i.
+
+  By Jensen's inequality the first is >= the second for every example and every draw, so an evaluation that
+  reports both from one call can never show a likelihood bound below the ELBO. Arguments as `iwae_bound`.
+  """
   k, chunk = int(k), int(chunk)
   if k < 1:
     raise ValueError(f"the importance-weighted bound needs k >= 1, got {k}")
@@ -63,18 +72,20 @@ def iwae_bound(state, x, rng, k: int, *, chunk: int = 0, cond=(), params=None):
   mean, logvar = state.apply_fn(variables, x, *cond, method="encode")
   if chunk <= 0 or chunk >= k:
     lw = log_weights(state, variables, x, mean, logvar, noise(rng, jnp.arange(k), mean.shape), cond)
-    return jax.scipy.special.logsumexp(lw, axis=0) - math.log(k)
+    return jax.scipy.special.logsumexp(lw, axis=0) - math.log(k), jnp.mean(lw, axis=0)
 
-  def body(running_BN, start):
+  def body(carry, start):
+    running_lse, running_sum = carry
     idx = start + jnp.arange(chunk)
     lw = log_weights(state, variables, x, mean, logvar, noise(rng, idx, mean.shape), cond)
-    lw = jnp.where(idx[:, None] < k, lw, -jnp.inf)  # the last chunk may run past k
-    return jnp.logaddexp(running_BN, jax.scipy.special.logsumexp(lw, axis=0)), None
+    valid = idx[:, None] < k  # the last chunk may run past k
+    lse = jax.scipy.special.logsumexp(jnp.where(valid, lw, -jnp.inf), axis=0)
+    return (jnp.logaddexp(running_lse, lse), running_sum + jnp.sum(jnp.where(valid, lw, 0.0), axis=0)), None
 
   starts = jnp.arange(0, k, chunk)
-  init = jnp.full(mean.shape[:1], -jnp.inf, mean.dtype)
-  total, _ = jax.lax.scan(body, init, starts)
-  return total - math.log(k)
+  init = (jnp.full(mean.shape[:1], -jnp.inf, mean.dtype), jnp.zeros(mean.shape[:1], mean.dtype))
+  (total, lw_sum), _ = jax.lax.scan(body, init, starts)
+  return total - math.log(k), lw_sum / k
 
 
 def validate(config) -> None:
