@@ -38,12 +38,16 @@ class CNN(nn.Module):
   features: tuple = (32, 64)
   hidden: int = 128
   dropout: float = 0.3
+  batch_norm: bool = False  # after each conv
 
   @nn.compact
   def __call__(self, x, train: bool = False, return_features: bool = False):
     h = x * 2.0 - 1.0
     for f in self.features:
-      h = nets.max_pool_2x2(nn.relu(nets.Conv(f, (3, 3))(h)))
+      h = nets.Conv(f, (3, 3), use_bias=not self.batch_norm)(h)
+      if self.batch_norm:
+        h = nn.BatchNorm(use_running_average=not train, momentum=0.9)(h)
+      h = nets.max_pool_2x2(nn.relu(h))
     h = nn.relu(nn.Dense(self.hidden, name="features")(h.reshape(h.shape[0], -1)))
     if return_features:
       return h
@@ -60,12 +64,21 @@ def get_config(dataset: str = "mnist") -> ml_collections.ConfigDict:
   c.model.features = (32, 64)
   c.model.hidden = 128
   c.model.dropout = 0.3
+  c.model.batch_norm = False
   c.data.name = dataset
   c.optim.lr = 1e-3
   c.optim.schedule = "cosine"
   c.optim.warmup_steps = 100
   c.optim.decay_steps = 4000
   c.step.shift = 2
+  c.step.flip = False
+  if dataset == "fashion_mnist":
+    # Measured: the MNIST recipe gives 0.9162 here, and 1-pixel shifts with mirroring (clothes are mirror-symmetric,
+    # digits are not) 0.9129, with training accuracy as low as test accuracy: too little capacity to fit, so
+    # BatchNorm after each conv.
+    c.step.shift = 1
+    c.step.flip = True
+    c.model.batch_norm = True
   c.train.steps = 4000
   c.train.batch_size = 128
   c.train.sample_every = 500
@@ -82,7 +95,7 @@ def validate(config) -> None:
 
 def _module(config) -> CNN:
   m = config.model
-  return CNN(m.num_classes, tuple(m.features), m.hidden, m.dropout)
+  return CNN(m.num_classes, tuple(m.features), m.hidden, m.dropout, m.get("batch_norm", False))
 
 
 def init_state(rng, config, example_batch) -> TrainState:
@@ -102,19 +115,28 @@ def random_shift(x_BxHxWxC, rng, shift: int):
   return jax.vmap(crop)(padded, offsets)
 
 
-def train_step(state, batch, rng, *, shift: int = 2, axis_name=None):
-  """One Adam step on the mean cross-entropy of randomly shifted images."""
+def random_flip(x_BxHxWxC, rng):
+  """Mirrors each image left-right with probability 1/2 (data augmentation)."""
+  flip = jax.random.bernoulli(rng, 0.5, (x_BxHxWxC.shape[0], 1, 1, 1))
+  return jnp.where(flip, x_BxHxWxC[:, :, ::-1], x_BxHxWxC)
+
+
+def train_step(state, batch, rng, *, shift: int = 2, flip: bool = False, axis_name=None):
+  """One Adam step on the mean cross-entropy of randomly shifted (and, with `flip`, mirrored) images."""
   rng = step_key(rng, state.step, axis_name)
   k_shift, k_drop = jax.random.split(rng)
   x = random_shift(batch["image"], k_shift, shift)
+  if flip:  # its own key, so the runs without flips keep their random stream
+    x = random_flip(x, jax.random.fold_in(rng, 1))
 
   def loss_fn(params):
-    logits = state.apply_fn({"params": params}, x, train=True, rngs={"dropout": k_drop})
+    logits, updates = state.apply_fn({**state.variables, "params": params}, x, train=True, rngs={"dropout": k_drop},
+                                     mutable=["batch_stats"])
     nll = -jnp.take_along_axis(jax.nn.log_softmax(logits), batch["label"][:, None], axis=1)[:, 0]
-    return jnp.mean(nll), logits
+    return jnp.mean(nll), (logits, updates.get("batch_stats", {}))
 
-  (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-  state = state.apply_gradients(pmean(grads, axis_name))
+  (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  state = state.apply_gradients(pmean(grads, axis_name), batch_stats=pmean(batch_stats, axis_name))
   accuracy = jnp.mean(jnp.argmax(logits, -1) == batch["label"])
   return state, pmean({"loss": loss, "accuracy": accuracy}, axis_name)
 

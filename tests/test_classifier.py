@@ -74,3 +74,22 @@ def test_max_pool_2x2_matches_linen():
   from genjax.models import nets
   x = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 6, 3))
   np.testing.assert_array_equal(nets.max_pool_2x2(x), nn.max_pool(x, (2, 2), (2, 2)))
+
+
+def test_random_flip_mirrors_about_half_the_images():
+  x = jax.random.normal(jax.random.PRNGKey(0), (400, 4, 5, 1))
+  y = classifier.random_flip(x, jax.random.PRNGKey(1))
+  mirrored = np.array([np.array_equal(y[i], x[i, :, ::-1]) for i in range(len(x))])
+  unchanged = np.array([np.array_equal(y[i], x[i]) for i in range(len(x))])
+  assert np.all(mirrored ^ unchanged) and 150 < mirrored.sum() < 250
+
+
+def test_fashion_config_trains_batch_norm_statistics():
+  c = classifier.get_config("fashion_mnist")
+  assert c.model.batch_norm and c.step.flip
+  batch = {"image": jax.random.uniform(jax.random.PRNGKey(0), (8, 28, 28, 1)), "label": jnp.arange(8) % 10}
+  state = classifier.init_state(jax.random.PRNGKey(1), c, batch)
+  new, metrics = jax.jit(lambda s, b, r: classifier.train_step(s, b, r, **c.step))(state, batch, jax.random.PRNGKey(2))
+  moved = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), new.batch_stats, state.batch_stats)
+  assert jax.tree.leaves(moved) and all(jax.tree.leaves(moved)) and np.isfinite(metrics["loss"])
+  assert classifier.eval_step(new, batch, None)["correct"].shape == (8,)
