@@ -112,12 +112,14 @@ def kind(model: str) -> str:
 
 @functools.cache
 def feature_network(dataset: str):
-  """(classifier state, its card): the card names the network by a hash of its weights and gives its accuracy."""
+  """(classifier state, its card): the card names the network by a hash of its weights (and BatchNorm statistics,
+  when it has them) and gives its accuracy."""
   state = classifier.load(dataset, quiet=False)
   digest = hashlib.sha256()
-  for path, leaf in jax.tree_util.tree_leaves_with_path(state.params):
-    digest.update(jax.tree_util.keystr(path).encode())
-    digest.update(np.ascontiguousarray(np.asarray(leaf)).tobytes())
+  for tree in (state.params, state.batch_stats):
+    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+      digest.update(jax.tree_util.keystr(path).encode())
+      digest.update(np.ascontiguousarray(np.asarray(leaf)).tobytes())
   report = classifier.workdir(dataset) / "accuracy.json"
   accuracy = json.loads(report.read_text())["test_accuracy"] if report.exists() else \
       classifier.accuracy(state, dataset)
@@ -264,7 +266,21 @@ def environment() -> dict:
                        "optax": optax.__version__, "orbax-checkpoint": orbax.checkpoint.__version__,
                        "numpy": np.__version__},
           "device": f"{jax.device_count()} x {jax.devices()[0].device_kind} ({jax.default_backend()})",
-          "cpu": platform.processor() or platform.machine()}
+          "cpu": cpu_name()}
+
+
+def cpu_name() -> str:
+  """The host CPU's model name and core count, e.g. 'AMD EPYC, 2 cores'."""
+  import os
+  name = platform.processor() or platform.machine()
+  try:
+    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+      if line.startswith("model name"):
+        name = line.split(":", 1)[1].strip()
+        break
+  except OSError:
+    pass
+  return f"{name}, {os.cpu_count()} cores"
 
 
 def evaluate_run(workdir, *, num_samples: int = NUM_SAMPLES, seed: int = 0, nll_k: int = NLL_K,
@@ -296,8 +312,8 @@ def evaluate_run(workdir, *, num_samples: int = NUM_SAMPLES, seed: int = 0, nll_
                      "likelihood_examples": min(nll_examples, len(data.load(dataset, "test").images))})
   if hasattr(run.family, "reconstruct") and what == "autoencoder":
     result.update(reconstruction_metrics(run, seed))
-    protocol["reconstruction"] = ("test split in [0, 1] (uint8/255); mse and bce summed over pixels per image; psnr "
-                                  "per image, then averaged")
+    protocol["reconstruction"] = ("test split in [0, 1] (uint8/255); mse: mean over pixels; bce: summed over pixels "
+                                  "(nats per image); psnr: per image, then averaged")
   protocol.update(environment())
   result["training"] = training_time(run.workdir)
   result["protocol"] = protocol
@@ -385,7 +401,7 @@ COLUMNS = {  # kind -> (key, header, format)
                   ("classifier_score", "classifier score", ".2f"), ("classes_covered", "classes", "d"),
                   ("class_kl", "class KL ↓", ".3f")],
     "vae": [("neg_elbo", "−ELBO (nats) ↓", ".2f"), ("nll", "NLL (nats) ↓", ".2f")],
-    "autoencoder": [("mse", "MSE ↓", ".2f"), ("bce", "BCE (nats) ↓", ".1f"), ("psnr", "PSNR (dB)", ".2f"),
+    "autoencoder": [("mse", "MSE per pixel ↓", ".4f"), ("bce", "BCE (nats) ↓", ".1f"), ("psnr", "PSNR (dB)", ".2f"),
                     ("denoise_psnr", "denoised PSNR (dB)", ".2f")],
 }
 
@@ -474,6 +490,9 @@ def render(rows, root) -> str:
     card = next((q["feature_network"] for q in protocols if "feature_network" in q), None)
     lines.append("## Protocol\n")
     lines.append(f"- Evaluated on {p['device']}, {p['cpu']}; jax {p['versions']['jax']}, flax {p['versions']['flax']}.")
+    trained_on = sorted({d for _, r in rows for d in (r.get("training") or {}).get("devices", [])})
+    if trained_on:
+      lines.append(f"- Trained on: {', '.join(trained_on)}.")
     if card:
       lines.append(f"- Feature network: {card['name']}, sha256 {card['sha256']}, test accuracy "
                    f"{card['test_accuracy']:.4f}.")
