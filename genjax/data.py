@@ -9,7 +9,6 @@ import io
 import os
 import pathlib
 import pickle
-import shutil
 import socket
 import subprocess
 import sys
