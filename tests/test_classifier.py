@@ -86,7 +86,8 @@ def test_random_flip_mirrors_about_half_the_images():
 
 def test_fashion_config_trains_batch_norm_statistics():
   c = classifier.get_config("fashion_mnist")
-  assert c.model.batch_norm and c.step.flip
+  assert c.model.batch_norm and c.step.flip and c.step.shift == 0
+  assert c.train.steps == c.optim.decay_steps == 6000  # the cosine schedule ends where training does
   batch = {"image": jax.random.uniform(jax.random.PRNGKey(0), (8, 28, 28, 1)), "label": jnp.arange(8) % 10}
   state = classifier.init_state(jax.random.PRNGKey(1), c, batch)
   new, metrics = jax.jit(lambda s, b, r: classifier.train_step(s, b, r, **c.step))(state, batch, jax.random.PRNGKey(2))
