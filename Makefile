@@ -7,6 +7,7 @@ NAME ?=
 QUICK ?=
 SAMPLES ?=
 OUT ?=
+INCEPTION ?=
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -35,12 +36,13 @@ classifier: $(STAMP)
 
 # make eval WORKDIR=runs/gan: WORKDIR/eval.json and eval/*.png from the latest checkpoint.
 # make eval SAMPLES=file.npz DATASET=mnist [OUT=file.json]: scores uint8 [N, H, W, C] images under the key 'images'.
+# INCEPTION=pt_inception-2015-12-05-6726825d.pth (pytorch-fid's weights) adds Inception FID and KID.
 eval: $(STAMP)
-	$(PY) -m genjax.main eval $(if $(SAMPLES),--samples $(SAMPLES) --dataset $(or $(DATASET),mnist) $(if $(OUT),--out $(OUT)),--workdir $(WORKDIR)) $(ARGS)
+	$(PY) -m genjax.main eval $(if $(SAMPLES),--samples $(SAMPLES) --dataset $(or $(DATASET),mnist) $(if $(OUT),--out $(OUT)),--workdir $(WORKDIR)) $(if $(INCEPTION),--inception $(INCEPTION)) $(ARGS)
 
 # make leaderboard: evaluates every run under runs/ and writes runs/leaderboard.md
 leaderboard: $(STAMP)
-	$(PY) -m genjax.main leaderboard $(ARGS)
+	$(PY) -m genjax.main leaderboard $(if $(INCEPTION),--inception $(INCEPTION)) $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" -n auto --durations=10 tests

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from genjax import checkpoint, classifier, data, metrics, models, pictures
+from genjax import checkpoint, classifier, data, inception, metrics, models, pictures
 from genjax.errors import UserError
 
 NUM_SAMPLES = 10000
@@ -138,10 +138,11 @@ def _softmax(state, images) -> np.ndarray:
   return np.asarray(jax.nn.softmax(classifier._batched(classifier._logits, state, images), axis=-1))
 
 
-def generator_metrics(dataset: str, images_u8: np.ndarray, seed: int, num_reference: int = NUM_SAMPLES
-                      ) -> tuple[dict, dict]:
+def generator_metrics(dataset: str, images_u8: np.ndarray, seed: int, num_reference: int = NUM_SAMPLES,
+                      inception_weights: str | None = None) -> tuple[dict, dict]:
   """The generator block of metrics for uint8 images, against the first `num_reference` images of the test split;
-  and its part of the protocol."""
+  and its part of the protocol. With `inception_weights` (pytorch-fid's .pth), also `inception_fid` and
+  `inception_kid` in pytorch-fid's feature space."""
   state, card = feature_network(dataset)
   real, n_real = _real_features(dataset, num_reference)
   fake = classifier.features(state, images_u8)
@@ -151,7 +152,41 @@ def generator_metrics(dataset: str, images_u8: np.ndarray, seed: int, num_refere
               "feature_network": card, "samples_quantized": "uint8, round(255 x)",
               "precision_recall_k": 3, "density_coverage_k": 5, "classes_covered_threshold": 0.01,
               "kid": "unbiased MMD^2, cubic polynomial kernel, 100 subsets of min(1000, N)"}
+  if inception_weights:
+    block, protocol["inception"] = inception_metrics(dataset, images_u8, seed, num_reference, inception_weights)
+    result.update(block)
   return result, protocol
+
+
+def inception_metrics(dataset: str, images_u8: np.ndarray, seed: int, num_reference: int, weights: str
+                      ) -> tuple[dict, dict]:
+  """FID and KID in pytorch-fid's InceptionV3 pool3 space; the test split's features are cached on disk, keyed by
+  the weights' sha256 (10,000 images take minutes on a CPU)."""
+  params, card = inception.load(str(weights))
+  real = _inception_reference(dataset, num_reference, str(weights))
+  fake = inception.features(params, images_u8)
+  kid = metrics.kid(real, fake, seed=seed)
+  return ({"inception_fid": metrics.fid(real, fake), "inception_kid": kid["kid"], "inception_kid_std": kid["kid_std"]},
+          {**card, "reference": f"{dataset} test split, {len(real)} images"})
+
+
+def inception_cache() -> pathlib.Path:
+  return data.cache_dir() / "inception"
+
+
+@functools.cache
+def _inception_reference(dataset: str, num_reference: int, weights: str) -> np.ndarray:
+  params, card = inception.load(weights)
+  images = data.load(dataset, "test").images[:num_reference]
+  path = inception_cache() / f"{dataset}-test-{len(images)}-{card['weights_sha256'][:16]}.npy"
+  if path.exists():
+    return np.load(path)
+  feats = inception.features(params, images)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.with_suffix(".tmp.npy")
+  np.save(tmp, feats)
+  tmp.replace(path)
+  return feats
 
 
 # ------------------------------------------------------------------------------------------------ per-family blocks
@@ -284,25 +319,28 @@ def cpu_name() -> str:
 
 
 def evaluate_run(workdir, *, num_samples: int = NUM_SAMPLES, seed: int = 0, nll_k: int = NLL_K,
-                 nll_examples: int = 10000, num_reference: int = NUM_SAMPLES, write: bool = True) -> dict:
+                 nll_examples: int = 10000, num_reference: int = NUM_SAMPLES, inception_weights: str | None = None,
+                 write: bool = True) -> dict:
   """Every metric that applies to the run in `workdir`, with its protocol; writes eval.json and eval/*.png.
 
   Generators are scored on `num_samples` samples against `num_reference` test images; VAE likelihoods on the first
-  `nll_examples` test images with `nll_k` importance samples each."""
+  `nll_examples` test images with `nll_k` importance samples each. `inception_weights` adds Inception FID and KID."""
   check_settings(num_samples=num_samples, nll_k=nll_k, nll_examples=nll_examples, num_reference=num_reference)
+  if inception_weights:
+    inception.load(str(inception_weights))  # a bad weights file fails here, before any sampling
   t0 = time.perf_counter()
   run = load_run(workdir)
   model, dataset = run.config.model.name, run.config.data.name
   what = kind(model)
   result: dict = {"model": model, "dataset": dataset, "kind": what, "step": run.step,
                   "settings": {"num_samples": num_samples, "seed": seed, "nll_k": nll_k, "nll_examples": nll_examples,
-                               "num_reference": num_reference}}
+                               "num_reference": num_reference, **_inception_setting(inception_weights)}}
   protocol: dict = {"dataset": dataset, "split": "test", "seed": seed, "checkpoint": str(run.workdir /
                     "checkpoints" / str(run.step))}
   samples = None
   if hasattr(run.family, "sample"):
     samples = draw_samples(run, num_samples, seed)
-    block, card = generator_metrics(dataset, samples, seed, num_reference)
+    block, card = generator_metrics(dataset, samples, seed, num_reference, inception_weights)
     result.update(block)
     protocol.update(card)
   if what == "vae":
@@ -346,14 +384,17 @@ def load_samples(path) -> np.ndarray:
   return images
 
 
-def evaluate_samples(path, dataset: str, out=None, *, seed: int = 0, num_reference: int = NUM_SAMPLES) -> dict:
+def evaluate_samples(path, dataset: str, out=None, *, seed: int = 0, num_reference: int = NUM_SAMPLES,
+                     inception_weights: str | None = None) -> dict:
   """The generator metrics of the images in `path` against `dataset`'s test split; writes `out` (JSON)."""
   t0 = time.perf_counter()
   images = load_samples(path)
+  if inception_weights:
+    inception.load(str(inception_weights))
   reference = data.load(dataset, "test").images.shape[1:]
   if images.shape[1:] != reference:
     raise UserError(f"{path}: images are {list(images.shape[1:])} but {dataset} images are {list(reference)}")
-  block, card = generator_metrics(dataset, images, seed, num_reference)
+  block, card = generator_metrics(dataset, images, seed, num_reference, inception_weights)
   result = {"samples": str(path), "dataset": dataset, "kind": "generator", **block,
             "protocol": {"dataset": dataset, "split": "test", "seed": seed, **card, **environment()},
             "eval_s": round(time.perf_counter() - t0, 1)}
@@ -368,6 +409,11 @@ def check_settings(**settings) -> None:
       raise UserError(f"{name} must be a positive integer, got {value!r}")
   if settings.get("num_samples", 2) < 2:
     raise UserError("num_samples must be at least 2")
+
+
+def _inception_setting(weights) -> dict:
+  """The settings entry naming the Inception weights by hash (absent without them, so older eval.json stay current)."""
+  return {"inception_sha256": inception.load(str(weights))[1]["weights_sha256"]} if weights else {}
 
 
 def training_time(workdir: pathlib.Path) -> dict | None:
@@ -396,7 +442,8 @@ def _json_default(o):
 # ----------------------------------------------------------------------------------------------------- leaderboard
 
 COLUMNS = {  # kind -> (key, header, format)
-    "generator": [("fid", "FID ↓", ".2f"), ("kid", "KID ↓", ".4f"), ("precision", "precision", ".3f"),
+    "generator": [("fid", "FID ↓", ".2f"), ("kid", "KID ↓", ".4f"), ("inception_fid", "Inception FID ↓", ".2f"),
+                  ("precision", "precision", ".3f"),
                   ("recall", "recall", ".3f"), ("density", "density", ".3f"), ("coverage", "coverage", ".3f"),
                   ("classifier_score", "classifier score", ".2f"), ("classes_covered", "classes", "d"),
                   ("class_kl", "class KL ↓", ".3f")],
@@ -437,18 +484,19 @@ def _current(workdir: pathlib.Path, settings: dict) -> dict | None:
 
 
 def leaderboard(root="runs", out=None, *, num_samples: int = NUM_SAMPLES, seed: int = 0, nll_k: int = NLL_K,
-                nll_examples: int = 10000, num_reference: int = NUM_SAMPLES, quiet: bool = False) -> str:
+                nll_examples: int = 10000, num_reference: int = NUM_SAMPLES, inception_weights: str | None = None,
+                quiet: bool = False) -> str:
   """Evaluates every run under `root` (reusing an eval.json made with the same settings for the same checkpoint)
   and writes the markdown tables to `out` (default root/leaderboard.md)."""
   settings = {"num_samples": num_samples, "seed": seed, "nll_k": nll_k, "nll_examples": nll_examples,
               "num_reference": num_reference}
   rows = []
   for workdir in find_runs(root):
-    result = _current(workdir, settings)
+    result = _current(workdir, {**settings, **_inception_setting(inception_weights)})
     if result is None:
       if not quiet:
         print(f"genjax: evaluating {workdir}", flush=True)
-      result = evaluate_run(workdir, **settings)
+      result = evaluate_run(workdir, **settings, inception_weights=inception_weights)
     rows.append((workdir, result))
   text = render(rows, root)
   out = pathlib.Path(out) if out else pathlib.Path(root) / "leaderboard.md"
@@ -469,9 +517,10 @@ def render(rows, root) -> str:
   for what, title in (("generator", "Generators (samples vs the test split, classifier feature space)"),
                       ("vae", "Likelihoods (binarized test images, nats per image)"),
                       ("autoencoder", "Autoencoders (test split)")):
-    cols = COLUMNS[what]
     picked = [(w, r) for w, r in rows if (what == "generator" and "fid" in r) or (what == "vae" and "nll" in r)
               or (what == "autoencoder" and r.get("kind") == "autoencoder")]
+    # A column no run has (Inception FID without the weights, denoising without a DAE) is left out.
+    cols = [c for c in COLUMNS[what] if any(r.get(c[0]) is not None for _, r in picked)]
     if not picked:
       continue
     lines.append(f"## {title}\n")
@@ -496,6 +545,10 @@ def render(rows, root) -> str:
     if card:
       lines.append(f"- Feature network: {card['name']}, sha256 {card['sha256']}, test accuracy "
                    f"{card['test_accuracy']:.4f}.")
+    inc = next((q["inception"] for q in protocols if "inception" in q), None)
+    if inc:
+      lines.append(f"- Inception FID: {inc['network']}; weights sha256 {inc['weights_sha256'][:16]}"
+                   f"{' (pytorch-fid release file)' if inc['is_pytorch_fid_release'] else ''}.")
     nll = next((q for q in protocols if "nll" in q), None)
     if nll:
       lines.append(f"- NLL: {nll['nll']}; {nll['likelihood_examples']} test images. {nll['binarization']}.")

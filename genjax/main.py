@@ -12,9 +12,10 @@ USAGE = """python -m genjax.main train --model NAME [--dataset NAME] [--workdir 
        python -m genjax.main experiment --name NAME [--quick]
        python -m genjax.main classifier [--dataset NAME]
        python -m genjax.main eval --workdir DIR [--num_samples N] [--num_reference N] [--seed S] [--nll_k K]
-                                [--nll_examples N]
-       python -m genjax.main eval --samples FILE.npz --dataset NAME [--out FILE.json]
-       python -m genjax.main leaderboard [--root runs] [--num_samples N] [--nll_k K] [--nll_examples N]"""
+                                [--nll_examples N] [--inception PT_INCEPTION.pth]
+       python -m genjax.main eval --samples FILE.npz --dataset NAME [--out FILE.json] [--inception PT_INCEPTION.pth]
+       python -m genjax.main leaderboard [--root runs] [--num_samples N] [--nll_k K] [--nll_examples N]
+                                       [--inception PT_INCEPTION.pth]"""
 
 
 def parse(argv):
@@ -36,6 +37,9 @@ def parse(argv):
   parser.add_argument("--nll_examples", type=int, default=10000, help="eval: test images in neg_elbo and nll")
   parser.add_argument("--num_reference", type=int, default=10000,
                       help="eval: test images that generated ones are compared with")
+  parser.add_argument("--inception", default=os.environ.get("GENJAX_INCEPTION", ""),
+                      help="eval: pytorch-fid's InceptionV3 weights (.pth or .npz) for Inception FID and KID; "
+                           "default $GENJAX_INCEPTION")
   return parser.parse_known_args(argv)
 
 
@@ -71,21 +75,25 @@ def run_eval(args, rest) -> int:
     raise UserError(f"unrecognized arguments {rest}")
   if args.command == "leaderboard":
     evaluate.leaderboard(args.root, num_samples=args.num_samples, seed=args.seed, nll_k=args.nll_k,
-                         nll_examples=args.nll_examples, num_reference=args.num_reference, quiet=args.quiet)
+                         nll_examples=args.nll_examples, num_reference=args.num_reference,
+                         inception_weights=args.inception or None, quiet=args.quiet)
     print(f"genjax: leaderboard written to {pathlib.Path(args.root) / 'leaderboard.md'}")
     return 0
   if args.samples:
     if not args.dataset:
       raise UserError("eval of a samples file needs the dataset to compare with: make eval SAMPLES=... DATASET=mnist")
     result = evaluate.evaluate_samples(args.samples, args.dataset, args.out or None, seed=args.seed,
-                                       num_reference=args.num_reference)
-    print(f"genjax: {args.samples}: FID {result['fid']:.2f}, {result['classes_covered']} classes covered")
+                                       num_reference=args.num_reference, inception_weights=args.inception or None)
+    inception_fid = f", Inception FID {result['inception_fid']:.2f}" if "inception_fid" in result else ""
+    print(f"genjax: {args.samples}: FID {result['fid']:.2f}{inception_fid}, {result['classes_covered']} classes "
+          f"covered")
     return 0
   if not args.workdir:
     raise UserError("eval needs a run: make eval WORKDIR=runs/<model>, or SAMPLES=file.npz DATASET=<name>")
   result = evaluate.evaluate_run(args.workdir, num_samples=args.num_samples, seed=args.seed, nll_k=args.nll_k,
-                                 nll_examples=args.nll_examples, num_reference=args.num_reference)
-  shown = {k: result[k] for k in ("fid", "classes_covered", "neg_elbo", "nll", "mse", "psnr") if k in result}
+                                 nll_examples=args.nll_examples, num_reference=args.num_reference,
+                                 inception_weights=args.inception or None)
+  shown = {k: result[k] for k in ("fid", "inception_fid", "classes_covered", "neg_elbo", "nll", "mse", "psnr") if k in result}
   print(f"genjax: evaluated {result['model']} at step {result['step']}: "
         + ", ".join(f"{k} {v:.4g}" for k, v in shown.items()) + f"; written to {args.workdir}/eval.json")
   return 0

@@ -136,6 +136,43 @@ def test_a_samples_file_is_scored_like_a_model(feature_net, tmp_path):
   assert (tmp_path / "out.json").exists()
 
 
+def test_inception_fid_with_supplied_weights(feature_net, tmp_path, monkeypatch, capsys):
+  """The option end to end, on random weights with the real file's names and shapes (the architecture itself is
+  checked against pytorch-fid in test_inception.py)."""
+  from genjax import inception
+  weights = tmp_path / "pt_inception.npz"
+  np.savez(weights, **inception.random_state_dict(0))
+  monkeypatch.setattr(evaluate, "inception_cache", lambda: tmp_path / "cache")
+  evaluate._inception_reference.cache_clear()
+  test = data.load("mnist", "test")
+  np.savez(tmp_path / "same.npz", images=test.images[:40])
+  np.savez(tmp_path / "ones.npz", images=test.images[test.labels == 1][:40])
+  args = ["eval", "--dataset", "mnist", "--num_reference", "40", "--inception", str(weights), "--samples"]
+  assert main.main(args + [str(tmp_path / "same.npz")]) == 0
+  assert "Inception FID" in capsys.readouterr().out
+  same = json.loads((tmp_path / "same.eval.json").read_text())
+  assert len(list((tmp_path / "cache").glob("mnist-test-40-*.npy"))) == 1  # the reference features, cached
+  card = same["protocol"]["inception"]
+  assert card["weights_sha256"] == inception.sha256(weights) and card["reference"] == "mnist test split, 40 images"
+  evaluate._inception_reference.cache_clear()
+  monkeypatch.setattr(inception, "features", _counting(inception.features))
+  assert main.main(args + [str(tmp_path / "ones.npz")]) == 0
+  assert inception.features.calls == 1  # the samples only: the reference came from the cache
+  ones = json.loads((tmp_path / "ones.eval.json").read_text())
+  assert abs(same["inception_fid"]) < 1e-3 * ones["inception_fid"] and ones["inception_fid"] > 0
+  assert same["inception_kid"] < ones["inception_kid"]
+  assert main.main(args + [str(tmp_path / "same.npz"), "--inception", str(tmp_path / "none.pth")]) == 2
+  assert "Inception weights file" in capsys.readouterr().err
+
+
+def _counting(fn):
+  def counted(*args, **kwargs):
+    counted.calls += 1
+    return fn(*args, **kwargs)
+  counted.calls = 0
+  return counted
+
+
 @pytest.mark.parametrize("content,message", [
     ({"pictures": np.zeros((3, 28, 28, 1), np.uint8)}, "has no array 'images'"),
     ({"images": np.zeros((3, 28, 28, 1), np.float32)}, "must be uint8 [N, H, W, C]"),
