@@ -13,7 +13,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: train experiment classifier eval leaderboard test test-slow venv clean-venv
+.PHONY: train experiment classifier eval leaderboard bench test test-slow venv clean-venv
 
 venv: $(STAMP)
 
@@ -43,6 +43,16 @@ eval: $(STAMP)
 # make leaderboard: evaluates every run under runs/ and writes runs/leaderboard.md
 leaderboard: $(STAMP)
 	$(PY) -m genjax.main leaderboard $(if $(INCEPTION),--inception $(INCEPTION)) $(ARGS)
+
+# make bench [QUICK=1]: training-step images/s of every model beside PyTorch -> benchmarks/results/<device>-<date>.*
+# The bench extra adds torch 2.13.0 (CPU build); without it the suite runs and skips the PyTorch columns.
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install -q --disable-pip-version-check --retries 1 --timeout 30 -e '.[dev,bench]'
+	@touch $@
+
+bench: $(BENCH_STAMP)
+	$(PY) benchmarks/suite.py $(if $(QUICK),--quick) $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" -n auto --durations=10 tests

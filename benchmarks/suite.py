@@ -1,0 +1,304 @@
+"""The benchmark suite: training-step throughput of every registered model, beside PyTorch, as a fraction of peak.
+
+    make bench            # batches 64..2048, both dispatch modes, PyTorch eager and torch.compile
+    make bench QUICK=1    # batch 128 only, 1 s timing windows, PyTorch eager only
+    .venv/bin/python benchmarks/suite.py --models gan,ae --batches 128 --torch eager
+
+For each model, batch size and dispatch mode it times the training loop's own jitted chunk (`train.make_chunk`: the
+batch gathered on the device from resident uint8 images, the state donated) on synthetic data, so neither TensorFlow
+nor TFDS is needed. Modes: `step` runs one training step per dispatch, `scan16` runs 16 under `lax.scan`. Each
+record holds:
+
+- images_per_sec: the median of repeated timed dispatches, after a warm-up; train.batch_size images per step (as
+  `make train` counts them);
+- compile_s: lowering and compiling, measured apart;
+- flops_per_image: XLA's cost analysis of the one-step program, divided by the batch (a `lax.scan` body is counted
+  once by the cost analysis, so the scan modes reuse the one-step count);
+- pct_of_peak: achieved FLOP/s over the measured peak, a large float32 matmul timed in the same run;
+- peak_memory_bytes: the device's peak, where the backend reports it (GPUs; not XLA:CPU).
+
+The PyTorch reference (benchmarks/torch_ref.py; `pip install -e '.[bench]'`, torch 2.13.0, CPU build) runs the same
+architectures, optimizer and batch, eager and under `torch.compile`, for the models it implements. Each genjax record
+gets `vs_pytorch_eager` and `vs_pytorch_compile`: its images/s over PyTorch's at the same batch, measured in the
+same run. Results go to benchmarks/results/<device>-<date>.json, with a markdown summary beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import functools
+import json
+import os
+import pathlib
+import platform
+import re
+import statistics
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from genjax import config as cfg  # noqa: E402
+from genjax.models import MODELS  # noqa: E402
+from genjax.train import make_chunk  # noqa: E402
+
+BATCHES = (64, 128, 256, 512, 1024, 2048)
+MODES = {"step": 1, "scan16": 16}
+POOL = 4096  # synthetic uint8 images resident on the device
+
+
+def cpu_name() -> str:
+  name = platform.processor() or platform.machine()
+  try:
+    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+      if line.startswith("model name"):
+        name = line.split(":", 1)[1].strip()
+        break
+  except OSError:
+    pass
+  return f"{name}, {os.cpu_count()} cores"
+
+
+def versions() -> dict:
+  import flax
+  import optax
+  out = {"python": platform.python_version(), "jax": jax.__version__, "flax": flax.__version__,
+         "optax": optax.__version__, "numpy": np.__version__}
+  try:
+    import torch
+    out["torch"] = torch.__version__
+  except ImportError:
+    pass
+  return out
+
+
+def timed(fn, min_seconds: float, min_repeats: int = 3, stat=statistics.median) -> tuple[float, int]:
+  """`stat` (the median) of the wall times of fn(), which must block until its result is ready, over repeats that
+  fill min_seconds."""
+  times, start = [], time.perf_counter()
+  while time.perf_counter() - start < min_seconds or len(times) < min_repeats:
+    t = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - t)
+  return stat(times), len(times)
+
+
+def matmul_peak(dtype=jnp.float32, min_seconds: float = 2.0) -> float:
+  """GFLOP/s of a large square matmul at its fastest repeat: the measured peak the models are compared with."""
+  n = 2048 if jax.default_backend() == "cpu" else 8192
+  a = jax.random.normal(jax.random.PRNGKey(0), (n, n), dtype)
+  f = jax.jit(lambda a: a @ a)
+  f(a).block_until_ready()
+  t, _ = timed(lambda: f(a).block_until_ready(), min_seconds, stat=min)
+  return 2 * n ** 3 / t / 1e9
+
+
+def peak_memory() -> int | None:
+  stats = jax.devices()[0].memory_stats() or {}
+  return stats.get("peak_bytes_in_use")
+
+
+def _flops(compiled) -> float | None:
+  cost = compiled.cost_analysis()
+  if isinstance(cost, (list, tuple)):
+    cost = cost[0] if cost else None
+  return float(cost["flops"]) if cost and "flops" in cost else None
+
+
+class JaxModel:
+  """One registered model at one batch size: its config, a state and synthetic data, reused across modes."""
+
+  def __init__(self, name: str, batch: int):
+    self.name, self.batch = name, batch
+    self.config = c = cfg.load(cfg.EXPERIMENTS_DIR / f"{name}.py")
+    c.train.batch_size = batch
+    self.family = MODELS[name]
+    per_step = self.family.examples_per_step(c) if hasattr(self.family, "examples_per_step") else batch
+    self.per_step = per_step  # real images a step reads (a WGAN critic reads one batch per critic step)
+    rng = np.random.default_rng(0)
+    self.images = jnp.asarray(rng.integers(0, 256, (POOL, 28, 28, 1), dtype=np.uint8))
+    self.labels = jnp.asarray(rng.integers(0, 10, (POOL,), dtype=np.int32))
+    example = {"image": jnp.zeros((2, 28, 28, 1)), "label": jnp.zeros((2,), jnp.int32)}
+    self.state = self.family.init_state(jax.random.PRNGKey(0), c, example)
+
+  def measure(self, mode: str, min_seconds: float) -> dict:
+    k = MODES[mode]
+    chunk = make_chunk(functools.partial(self.family.train_step, **self.config.step), k)
+    idx = jnp.asarray(np.random.default_rng(1).integers(0, POOL, (k, self.per_step), dtype=np.int32))
+    key = jax.random.PRNGKey(1)
+    t = time.perf_counter()
+    compiled = jax.jit(chunk, donate_argnums=0).lower(self.state, self.images, self.labels, idx, key).compile()
+    compile_s = time.perf_counter() - t
+    flops = _flops(compiled)
+    state = jax.tree.map(jnp.copy, self.state)  # donated below: keep self.state for the next mode
+    for _ in range(2):  # warm-up
+      state, metrics = compiled(state, self.images, self.labels, idx, key)
+    jax.block_until_ready(metrics)
+
+    def once():
+      nonlocal state
+      state, m = compiled(state, self.images, self.labels, idx, key)
+      jax.block_until_ready(m)
+
+    seconds, repeats = timed(once, min_seconds)
+    return {"images_per_sec": self.batch * k / seconds, "compile_s": compile_s, "repeats": repeats,
+            "flops_per_step": flops if k == 1 else None}
+
+
+def run(models, batches, modes, torch_modes, min_seconds: float, log=print) -> dict:
+  device = jax.devices()[0]
+  # Shared machines vary by tens of percent from minute to minute: the peak is measured again at the end and the
+  # higher of the two is used, so pct_of_peak errs low rather than high.
+  peak = matmul_peak(min_seconds=3.0)
+  header = {"date": datetime.date.today().isoformat(), "device_kind": device.device_kind,
+            "platform": jax.default_backend(), "devices": 1, "cpu": cpu_name(), "versions": versions(),
+            "peak_gflops": peak, "peak_how": "fastest of repeated jitted float32 square matmuls "
+            f"({2048 if jax.default_backend() == 'cpu' else 8192}^2), 2 n^3 flops"}
+  log(f"# {header['device_kind']} ({header['platform']}), {header['cpu']}; jax {jax.__version__}; "
+      f"float32 matmul peak {peak:.0f} GFLOP/s")
+  torch_ref = None
+  if torch_modes:
+    try:
+      import torch_ref  # noqa: F401 -- benchmarks/torch_ref.py, needs the bench extra
+    except ImportError as e:
+      log(f"# PyTorch reference skipped: {e} (pip install -e '.[bench]')")
+      torch_ref = None
+  records = []
+  for name in models:
+    for batch in batches:
+      base = {"model": name, "batch": batch, "dtype": "float32", "devices": 1, "device_kind": device.device_kind,
+              "peak_gflops": peak}
+      try:
+        m = JaxModel(name, batch)
+      except Exception as e:  # noqa: BLE001 -- a model that cannot run at this batch is reported, not fatal
+        log(f"{name:10s} batch {batch:5d}: not run ({type(e).__name__}: {str(e)[:120]})")
+        continue
+      flops_per_image = None
+      for mode in modes:
+        if MODES[mode] > 1 and jax.default_backend() == "cpu" and getattr(m.family, "CONV", False):
+          log(f"{name:10s} batch {batch:5d} genjax   {mode:8s} not run: under lax.scan XLA:CPU runs conv weight "
+              f"gradients about 10x slower (ae at 128: 1045 -> 110 images/s), so make train runs conv models one "
+              f"step per dispatch on CPU")
+          continue
+        r = m.measure(mode, min_seconds)
+        if r["flops_per_step"] is not None:
+          flops_per_image = r["flops_per_step"] / batch
+        rec = {**base, "framework": "genjax", "mode": mode, "images_per_sec": r["images_per_sec"],
+               "compile_s": r["compile_s"], "repeats": r["repeats"], "flops_per_image": flops_per_image,
+               "peak_memory_bytes": peak_memory()}
+        records.append(rec)
+      if torch_ref is not None and name in torch_ref.MODELS:
+        for tmode in torch_modes:
+          r = torch_ref.measure(name, batch, tmode, min_seconds)
+          records.append({**base, "framework": "pytorch", "mode": tmode, "images_per_sec": r["images_per_sec"],
+                          "compile_s": r["compile_s"], "repeats": r["repeats"], "flops_per_image": flops_per_image,
+                          "peak_memory_bytes": None})
+      for rec in records:
+        if rec["model"] == name and rec["batch"] == batch:
+          f = rec.get("flops_per_image") or flops_per_image
+          rec["flops_per_image"] = f
+          rec["pct_of_peak"] = None if f is None else 100 * rec["images_per_sec"] * f / (peak * 1e9)
+      _ratios(records, name, batch)
+      for rec in records:
+        if rec["model"] == name and rec["batch"] == batch:
+          ratio = "".join(f"  {k[3:]} {rec[k]:.2f}x" for k in ("vs_pytorch_eager", "vs_pytorch_compile")
+                          if rec.get(k) is not None)
+          pct = f"{rec['pct_of_peak']:5.1f}%" if rec.get("pct_of_peak") is not None else "    —"
+          log(f"{name:10s} batch {batch:5d} {rec['framework']:8s} {rec['mode']:8s} {rec['images_per_sec']:10.0f} "
+              f"images/s {pct} of peak  compile {rec['compile_s']:5.1f} s{ratio}")
+  peak_end = matmul_peak(min_seconds=3.0)
+  if peak_end > peak:
+    for rec in records:
+      rec["peak_gflops"] = peak_end
+      if rec.get("pct_of_peak") is not None:
+        rec["pct_of_peak"] *= peak / peak_end
+  header.update(peak_gflops=max(peak, peak_end), peak_start_gflops=peak, peak_end_gflops=peak_end)
+  log(f"# float32 matmul peak at the end {peak_end:.0f} GFLOP/s; using {max(peak, peak_end):.0f}")
+  return {**header, "records": records}
+
+
+def _ratios(records, name, batch) -> None:
+  here = [r for r in records if r["model"] == name and r["batch"] == batch]
+  torch = {r["mode"]: r["images_per_sec"] for r in here if r["framework"] == "pytorch"}
+  for r in here:
+    if r["framework"] == "genjax":
+      for mode in ("eager", "compile"):
+        if mode in torch:
+          r[f"vs_pytorch_{mode}"] = r["images_per_sec"] / torch[mode]
+
+
+def slug(text: str) -> str:
+  return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def summary(result: dict) -> str:
+  """Markdown: per model and batch, the best genjax mode, PyTorch eager and compiled, and the ratios."""
+  where = f"CPU: {result['cpu']}" if result["platform"] == "cpu" else f"{result['device_kind']} ({result['platform']})"
+  lines = [f"# Benchmarks: {where}, {result['date']}{' (QUICK)' if result.get('quick') else ''}", "",
+           f"{result['cpu']}; jax {result['versions']['jax']}"
+           + (f", torch {result['versions']['torch']}" if "torch" in result["versions"] else "")
+           + f". Measured float32 matmul peak: {result['peak_gflops']:.0f} GFLOP/s. One device.", "",
+           "| model | batch | genjax step | genjax scan16 | PyTorch eager | torch.compile | best genjax / eager | "
+           "best genjax / compile | MFLOP/image | % of peak (best) | compile s |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
+  keys = sorted({(r["model"], r["batch"]) for r in result["records"]})
+  for model, batch in keys:
+    rs = {(r["framework"], r["mode"]): r for r in result["records"] if r["model"] == model and r["batch"] == batch}
+    g = [r for (fw, _), r in rs.items() if fw == "genjax"]
+    best = max(g, key=lambda r: r["images_per_sec"]) if g else None
+    cell = lambda key: f"{rs[key]['images_per_sec']:.0f}" if key in rs else "—"  # noqa: E731
+    ratio = lambda mode: (f"{best['images_per_sec'] / rs[('pytorch', mode)]['images_per_sec']:.2f}"  # noqa: E731
+                          if best and ("pytorch", mode) in rs else "—")
+    f = best.get("flops_per_image") if best else None
+    lines.append(f"| {model} | {batch} | {cell(('genjax', 'step'))} | {cell(('genjax', 'scan16'))} | "
+                 f"{cell(('pytorch', 'eager'))} | {cell(('pytorch', 'compile'))} | {ratio('eager')} | "
+                 f"{ratio('compile')} | {f / 1e6 if f else float('nan'):.2f} | "
+                 f"{best['pct_of_peak'] if best and best.get('pct_of_peak') is not None else float('nan'):.1f} | "
+                 f"{best['compile_s'] if best else float('nan'):.1f} |")
+  lines += ["", "images/s: median of timed dispatches after warm-up, float32, train.batch_size images per step. "
+            "MFLOP/image: XLA's cost analysis of genjax's one-step program (the PyTorch models do the same "
+            "arithmetic). — : not run (PyTorch: no reference model yet; scan16: conv models on CPU, see the JSON)."]
+  return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("--quick", action="store_true", help="batch 128 only, 1 s timing windows")
+  p.add_argument("--models", default="", help="comma-separated; default every registered model")
+  p.add_argument("--batches", default="", help="comma-separated; default 64..2048 (QUICK: 128)")
+  p.add_argument("--modes", default=",".join(MODES))
+  p.add_argument("--torch", default="", help="PyTorch modes to run beside: eager, compile, or none; default both "
+                 "(QUICK: eager, as torch.compile takes 2-30 s per model)")
+  p.add_argument("--seconds", type=float, default=0.0, help="timing window per measurement")
+  p.add_argument("--out_dir", default=str(HERE / "results"))
+  a = p.parse_args(argv)
+  models = a.models.split(",") if a.models else sorted(MODELS)
+  unknown = [m for m in models if m not in MODELS]
+  if unknown:
+    print(f"bench: error: unknown model {unknown[0]!r}; registered: {', '.join(sorted(MODELS))}", file=sys.stderr)
+    return 2
+  batches = [int(b) for b in a.batches.split(",")] if a.batches else ([128] if a.quick else list(BATCHES))
+  torch_modes = [] if a.torch == "none" else (a.torch or ("eager" if a.quick else "eager,compile")).split(",")
+  seconds = a.seconds or (1.0 if a.quick else 3.0)
+  t0 = time.perf_counter()
+  result = run(models, batches, a.modes.split(","), torch_modes, seconds)
+  result["quick"] = a.quick
+  result["wall_s"] = round(time.perf_counter() - t0, 1)
+  out = pathlib.Path(a.out_dir)
+  out.mkdir(parents=True, exist_ok=True)
+  device = result["device_kind"] if result["platform"] != "cpu" else f"cpu {result['cpu']}"
+  stem = f"{slug(device)}-{result['date']}{'-quick' if a.quick else ''}"
+  (out / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
+  (out / f"{stem}.md").write_text(summary(result))
+  print(f"bench: {len(result['records'])} records in {result['wall_s']:.0f} s -> {out / stem}.json and .md")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

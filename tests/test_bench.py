@@ -1,0 +1,63 @@
+"""The benchmark suite: what a record holds, that its FLOP count is right, and (with the bench extra) that the
+PyTorch reference models have exactly genjax's parameter counts."""
+
+import json
+import math
+import pathlib
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "benchmarks"))
+import suite  # noqa: E402
+
+from genjax import config as cfg  # noqa: E402
+from genjax.models import MODELS  # noqa: E402
+
+
+def test_a_quick_run_writes_records_with_every_field(tmp_path, capsys):
+  assert suite.main(["--models", "ae_linear", "--batches", "32", "--torch", "none", "--seconds", "0.05",
+                     "--out_dir", str(tmp_path)]) == 0
+  [path] = tmp_path.glob("*.json")
+  result = json.loads(path.read_text())
+  assert path.name.startswith(suite.slug(jax.devices()[0].device_kind))  # on CPU followed by the CPU's model
+  assert result["device_kind"] == jax.devices()[0].device_kind and result["peak_gflops"] > 0
+  assert result["cpu"] and result["versions"]["jax"] == jax.__version__
+  assert {(r["mode"], r["batch"]) for r in result["records"]} == {("step", 32), ("scan16", 32)}
+  for r in result["records"]:
+    for key in ("model", "framework", "mode", "batch", "dtype", "devices", "images_per_sec", "compile_s",
+                "flops_per_image", "pct_of_peak", "peak_gflops", "device_kind"):
+      assert key in r, key
+    assert r["images_per_sec"] > 0 and 0 < r["pct_of_peak"] < 100
+    # pct_of_peak is what images/s and FLOPs/image say it is
+    assert math.isclose(r["pct_of_peak"], 100 * r["images_per_sec"] * r["flops_per_image"] / (r["peak_gflops"] * 1e9))
+  # the linear AE's matmuls, each 2 x 784 x 16 flops per image: two forward, two weight gradients and the gradient
+  # of the code (the pixels need none); plus the loss and Adam's elementwise work, shared by the batch
+  matmuls = 5 * 2 * 784 * 16
+  assert matmuls <= result["records"][0]["flops_per_image"] <= 1.3 * matmuls
+  assert "| ae_linear | 32 |" in (tmp_path / (path.stem + ".md")).read_text()
+
+
+def test_unknown_model_is_one_line_and_exit_2(tmp_path, capsys):
+  assert suite.main(["--models", "nope", "--out_dir", str(tmp_path)]) == 2
+  assert "unknown model 'nope'" in capsys.readouterr().err
+  assert not list(tmp_path.iterdir())
+
+
+def _genjax_param_count(name):
+  c = cfg.load(cfg.EXPERIMENTS_DIR / f"{name}.py")
+  state = MODELS[name].init_state(jax.random.PRNGKey(0), c, {"image": np.zeros((2, 28, 28, 1), np.float32)})
+  trees = [state.gen.params, state.disc.params] if hasattr(state, "gen") else [state.params]
+  return sum(int(np.prod(a.shape)) for t in trees for a in jax.tree.leaves(t))
+
+
+@pytest.mark.parametrize("name", ["ae_dense", "ae_linear", "ae", "vae", "vae_dense", "gan", "gan_mlp"])
+def test_pytorch_reference_has_genjax_parameter_counts(name):
+  pytest.importorskip("torch", reason="the PyTorch reference needs the bench extra (make bench installs it)")
+  import torch_ref
+  assert set(torch_ref.MODELS) <= set(MODELS)
+  model = torch_ref.MODELS[name](name)
+  torch_count = sum(p.numel() for m in model.modules for p in m.parameters())
+  assert torch_count == _genjax_param_count(name)
