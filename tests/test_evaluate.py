@@ -145,15 +145,15 @@ def test_inception_fid_with_supplied_weights(feature_net, tmp_path, monkeypatch,
   monkeypatch.setattr(evaluate, "inception_cache", lambda: tmp_path / "cache")
   evaluate._inception_reference.cache_clear()
   test = data.load("mnist", "test")
-  np.savez(tmp_path / "same.npz", images=test.images[:40])
-  np.savez(tmp_path / "ones.npz", images=test.images[test.labels == 1][:40])
-  args = ["eval", "--dataset", "mnist", "--num_reference", "40", "--inception", str(weights), "--samples"]
+  np.savez(tmp_path / "same.npz", images=test.images[:12])
+  np.savez(tmp_path / "ones.npz", images=test.images[test.labels == 1][:12])
+  args = ["eval", "--dataset", "mnist", "--num_reference", "12", "--inception", str(weights), "--samples"]
   assert main.main(args + [str(tmp_path / "same.npz")]) == 0
   assert "Inception FID" in capsys.readouterr().out
   same = json.loads((tmp_path / "same.eval.json").read_text())
-  assert len(list((tmp_path / "cache").glob("mnist-test-40-*.npy"))) == 1  # the reference features, cached
+  assert len(list((tmp_path / "cache").glob("mnist-test-12-*.npy"))) == 1  # the reference features, cached
   card = same["protocol"]["inception"]
-  assert card["weights_sha256"] == inception.sha256(weights) and card["reference"] == "mnist test split, 40 images"
+  assert card["weights_sha256"] == inception.sha256(weights) and card["reference"] == "mnist test split, 12 images"
   evaluate._inception_reference.cache_clear()
   monkeypatch.setattr(inception, "features", _counting(inception.features))
   assert main.main(args + [str(tmp_path / "ones.npz")]) == 0

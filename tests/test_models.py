@@ -62,7 +62,13 @@ def test_pictures_have_image_shape_and_range(name):
     assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+# These share their step code with models kept in `make test` (gan and gan_mlp: gans.train_step; ae_dense, vae_dense:
+# the AE and VAE steps) and each takes 25-35 s to compile twice on 2 cores, so they run with `make test-slow`.
+VMAP_SLOW = ("ae", "vae", "cgan", "wgan", "wgan_gp")
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in VMAP_SLOW else n
+                                  for n in sorted(MODELS)])
 def test_train_step_vmaps_over_seeds(name):
   # Population training: stack two independently initialized states and step both in one program.
   family, config, batch, _, _ = _setup(name)
