@@ -169,7 +169,7 @@ def run(models, batches, modes, torch_modes, min_seconds: float, log=print) -> d
     except ImportError as e:
       log(f"# PyTorch reference skipped: {e} (pip install -e '.[bench]')")
       torch_ref = None
-  records = []
+  records, not_run = [], []
   for name in models:
     for batch in batches:
       base = {"model": name, "batch": batch, "dtype": "float32", "devices": 1, "device_kind": device.device_kind,
@@ -182,9 +182,10 @@ def run(models, batches, modes, torch_modes, min_seconds: float, log=print) -> d
       flops_per_image = None
       for mode in modes:
         if MODES[mode] > 1 and jax.default_backend() == "cpu" and getattr(m.family, "CONV", False):
-          log(f"{name:10s} batch {batch:5d} genjax   {mode:8s} not run: under lax.scan XLA:CPU runs conv weight "
-              f"gradients about 10x slower (ae at 128: 1045 -> 110 images/s), so make train runs conv models one "
-              f"step per dispatch on CPU")
+          why = ("under lax.scan XLA:CPU runs conv weight gradients about 10x slower (ae at 128: 1045 -> 110 "
+                 "images/s), so make train runs conv models one step per dispatch on CPU")
+          not_run.append({"model": name, "batch": batch, "framework": "genjax", "mode": mode, "why": why})
+          log(f"{name:10s} batch {batch:5d} genjax   {mode:8s} not run: {why}")
           continue
         r = m.measure(mode, min_seconds)
         if r["flops_per_step"] is not None:
@@ -195,7 +196,13 @@ def run(models, batches, modes, torch_modes, min_seconds: float, log=print) -> d
         records.append(rec)
       if torch_ref is not None and name in torch_ref.MODELS:
         for tmode in torch_modes:
-          r = torch_ref.measure(name, batch, tmode, min_seconds)
+          try:
+            r = torch_ref.measure(name, batch, tmode, min_seconds)
+          except RuntimeError as e:  # torch.compile cannot differentiate twice (the WGAN-GP penalty)
+            why = str(e).strip().splitlines()[-1][:200]
+            not_run.append({"model": name, "batch": batch, "framework": "pytorch", "mode": tmode, "why": why})
+            log(f"{name:10s} batch {batch:5d} pytorch  {tmode:8s} not run: {why}")
+            continue
           records.append({**base, "framework": "pytorch", "mode": tmode, "images_per_sec": r["images_per_sec"],
                           "compile_s": r["compile_s"], "repeats": r["repeats"], "flops_per_image": flops_per_image,
                           "peak_memory_bytes": None})
@@ -220,7 +227,7 @@ def run(models, batches, modes, torch_modes, min_seconds: float, log=print) -> d
         rec["pct_of_peak"] *= peak / peak_end
   header.update(peak_gflops=max(peak, peak_end), peak_start_gflops=peak, peak_end_gflops=peak_end)
   log(f"# float32 matmul peak at the end {peak_end:.0f} GFLOP/s; using {max(peak, peak_end):.0f}")
-  return {**header, "records": records}
+  return {**header, "records": records, "not_run": not_run}
 
 
 def _ratios(records, name, batch) -> None:

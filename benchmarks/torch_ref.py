@@ -80,28 +80,58 @@ class _Reconstruct:
       self.enc, self.dec = _conv_encoder(32), _ConvDecoder(16)
       self.net = nn.ModuleList([self.enc, self.dec])
       lr = 1e-3
-    elif name == "vae_dense":
-      self.enc = nn.Sequential(nn.Flatten(), nn.Linear(784, 400), nn.ReLU(), nn.Linear(400, 40))
-      self.dec = nn.Sequential(nn.Linear(20, 400), nn.ReLU(), nn.Linear(400, 784))
+    elif name in ("vae_dense", "iwae", "cvae"):
+      latent, cond = (8, 10) if name == "cvae" else (20, 0)  # cvae: the one-hot label joins both inputs
+      self.enc = nn.Sequential(nn.Linear(784 + cond, 400), nn.ReLU(), nn.Linear(400, 2 * latent))
+      self.dec = nn.Sequential(nn.Linear(latent + cond, 400), nn.ReLU(), nn.Linear(400, 784))
       self.net = nn.ModuleList([self.enc, self.dec])
       lr = 1e-3
+    elif name in ("sparse_ae", "dae"):  # sigmoid codes: 1024 units with a KL-rho penalty; 256 on noisy inputs
+      code = 1024 if name == "sparse_ae" else 256
+      self.enc = nn.Sequential(nn.Flatten(), nn.Linear(784, code), nn.Sigmoid())
+      self.dec = nn.Linear(code, 784)
+      self.net = nn.ModuleList([self.enc, self.dec])
+      lr = 3e-3 if name == "sparse_ae" else 1e-2
     self.opt = _adam(self.net.parameters(), lr)
     self.modules = [self.net]
 
   def compile(self):
-    if self.name.startswith("vae"):
+    if hasattr(self, "enc"):
       self.enc, self.dec = torch.compile(self.enc), torch.compile(self.dec)
     else:
       self.net = torch.compile(self.net)
 
-  def loss(self, x):
+  def loss(self, x, y):
     flat = x.flatten(1)
-    if self.name.startswith("vae"):
+    if self.name in ("vae_dense", "cvae", "iwae"):
+      cond = [F.one_hot(y, 10).float()] if self.name == "cvae" else []
+      mean, logvar = self.enc(torch.cat([flat, *cond], 1)).chunk(2, dim=1)
+      if self.name == "iwae":  # k = 5 importance samples, the bound log (1/k) sum_i w_i
+        eps = torch.randn(5, *mean.shape)
+        z = mean + torch.exp(0.5 * logvar) * eps
+        logits = self.dec(z.flatten(0, 1)).view(5, x.shape[0], 784)
+        log_px = -F.binary_cross_entropy_with_logits(logits, flat.expand(5, -1, -1), reduction="none").sum(-1)
+        log_pz = -0.5 * (z ** 2).sum(-1)
+        log_qz = -0.5 * (eps ** 2 + logvar).sum(-1)
+        return -(torch.logsumexp(log_px + log_pz - log_qz, 0) - np.log(5.0)).mean()
+      z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
+      logits = self.dec(torch.cat([z, *cond], 1))
+      recon = F.binary_cross_entropy_with_logits(logits, flat, reduction="none").sum(1)
+      return (recon + _kl(mean, logvar)).mean()
+    if self.name == "vae":
       mean, logvar = self.enc(x).chunk(2, dim=1)
       z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
       logits = self.dec(z).flatten(1)
       recon = F.binary_cross_entropy_with_logits(logits, flat, reduction="none").sum(1)
       return (recon + _kl(mean, logvar)).mean()
+    if self.name in ("sparse_ae", "dae"):
+      noisy = x + 0.5 * torch.randn_like(x) if self.name == "dae" else x  # the loss is against the clean x
+      h = self.enc(noisy)
+      loss = ((torch.sigmoid(self.dec(h)) - flat) ** 2).mean(1).mean()
+      if self.name == "sparse_ae":
+        rho_hat = h.mean(0).clamp(1e-6, 1 - 1e-6)
+        loss = loss + 1e-3 * (0.05 * torch.log(0.05 / rho_hat) + 0.95 * torch.log(0.95 / (1 - rho_hat))).sum()
+      return loss
     out = self.net(x).flatten(1)
     if self.name == "ae":  # its default loss is bce on logits
       return F.binary_cross_entropy_with_logits(out, flat, reduction="none").sum(1).mean()
@@ -109,9 +139,9 @@ class _Reconstruct:
       out = torch.sigmoid(out)
     return ((out - flat) ** 2).sum(1).mean()
 
-  def step(self, x):
+  def step(self, x, y):
     self.opt.zero_grad(set_to_none=True)
-    loss = self.loss(x)
+    loss = self.loss(x, y)
     loss.backward()
     self.opt.step()
     return loss
@@ -132,47 +162,140 @@ class _DCGenerator(nn.Module):
     return torch.tanh(self.up2(F.relu(self.bn1(self.up1(h)))))
 
 
+class _MLPGenerator(nn.Module):
+  def __init__(self, cond=0):
+    super().__init__()
+    self.cond = cond
+    self.layers = nn.ModuleList([nn.Linear(64 + cond, 256), nn.Linear(256 + cond, 512), nn.Linear(512 + cond, 784)])
+
+  def forward(self, z, y1h):
+    h = z
+    for i, layer in enumerate(self.layers):
+      h = layer(torch.cat([h, y1h], 1) if self.cond else h)
+      h = F.relu(h) if i < 2 else torch.tanh(h)
+    return h.view(-1, 1, 28, 28)
+
+
+class _MLPDiscriminator(nn.Module):
+  """cgan's appends the one-hot label to every layer's input and adds the projection <embed(y), h>."""
+
+  def __init__(self, cond=0):
+    super().__init__()
+    self.cond = cond
+    self.layers = nn.ModuleList([nn.Linear(784 + cond, 512), nn.Linear(512 + cond, 256), nn.Linear(256 + cond, 1)])
+    self.embed = nn.Embedding(cond, 256) if cond else None
+
+  def forward(self, x, y1h, y):
+    h = x.flatten(1)
+    for i, layer in enumerate(self.layers[:2]):
+      h = F.leaky_relu(layer(torch.cat([h, y1h], 1) if self.cond else h), 0.2)
+    out = self.layers[2](torch.cat([h, y1h], 1) if self.cond else h)[:, 0]
+    return out + (self.embed(y) * h).sum(1) if self.cond else out
+
+
+class _DCDiscriminator(nn.Module):
+  def __init__(self):
+    super().__init__()
+    self.net = nn.Sequential(nn.Conv2d(1, 32, 4, 2, 1), nn.LeakyReLU(0.2), nn.Conv2d(32, 64, 4, 2, 1),
+                             nn.LeakyReLU(0.2), nn.Flatten(), nn.Linear(7 * 7 * 64, 1))
+
+  def forward(self, x, y1h, y):
+    return self.net(x)[:, 0]
+
+
 class _GAN:
-  """gan (DCGAN) and gan_mlp: the non-saturating loss, Adam(2e-4, b1=0.5) for both players."""
+  """gan (DCGAN), gan_mlp and cgan (the non-saturating loss, Adam(2e-4, b1=0.5)); wgan (5 critic steps, weight
+  clipping at 0.01, Adam(2e-4, b1=0.5)) and wgan_gp (5 critic steps, a per-sample gradient penalty of weight 10 on
+  interpolates, Adam(1e-4, 0.5, 0.9))."""
 
   def __init__(self, name):
-    self.latent = 64
-    if name == "gan":
-      self.gen = _DCGenerator()
-      self.disc = nn.Sequential(nn.Conv2d(1, 32, 4, 2, 1), nn.LeakyReLU(0.2), nn.Conv2d(32, 64, 4, 2, 1),
-                                nn.LeakyReLU(0.2), nn.Flatten(), nn.Linear(7 * 7 * 64, 1))
-    else:
-      self.gen = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 512), nn.ReLU(), nn.Linear(512, 784),
-                               nn.Tanh(), nn.Unflatten(1, (1, 28, 28)))
-      self.disc = nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.LeakyReLU(0.2), nn.Linear(512, 256),
-                                nn.LeakyReLU(0.2), nn.Linear(256, 1))
-    self.opt_g = _adam(self.gen.parameters(), 2e-4, 0.5)
-    self.opt_d = _adam(self.disc.parameters(), 2e-4, 0.5)
+    self.name, self.latent = name, 64
+    cond = 10 if name == "cgan" else 0
+    self.gen = _DCGenerator() if name == "gan" else _MLPGenerator(cond)
+    self.disc = _DCDiscriminator() if name == "gan" else _MLPDiscriminator(cond)
+    self.n_critic = 5 if name.startswith("wgan") else 1
+    lr, betas = (1e-4, (0.5, 0.9)) if name == "wgan_gp" else (2e-4, (0.5, 0.999))
+    self.opt_g = torch.optim.Adam(self.gen.parameters(), lr=lr, betas=betas)
+    self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=lr, betas=betas)
     self.modules = [self.gen, self.disc]
 
   def compile(self):
     self.gen, self.disc = torch.compile(self.gen), torch.compile(self.disc)
 
-  def step(self, x):
-    x = 2.0 * x - 1.0
-    b = x.shape[0]
-    with torch.no_grad():
-      fake = self.gen(torch.randn(b, self.latent))
-    real_logits, fake_logits = self.disc(x)[:, 0], self.disc(fake)[:, 0]
-    d_loss = F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
-    self.opt_d.zero_grad(set_to_none=True)
-    d_loss.backward()
-    self.opt_d.step()
-    fake = self.gen(torch.randn(b, self.latent))
-    g_loss = F.softplus(-self.disc(fake)[:, 0]).mean()
+  def _g(self, b, y1h):
+    return self.gen(torch.randn(b, self.latent), y1h) if self.name != "gan" else self.gen(torch.randn(b, self.latent))
+
+  def step(self, x_all, y_all):
+    x_all = 2.0 * x_all - 1.0
+    b = x_all.shape[0] // self.n_critic
+    for i in range(self.n_critic):  # each critic update reads its own real batch
+      x, y = x_all[i * b:(i + 1) * b], y_all[i * b:(i + 1) * b]
+      y1h = F.one_hot(y, 10).float()
+      with torch.no_grad():
+        fake = self._g(b, y1h)
+      real_logits, fake_logits = self.disc(x, y1h, y), self.disc(fake, y1h, y)
+      if self.name.startswith("wgan"):
+        d_loss = fake_logits.mean() - real_logits.mean()
+        if self.name == "wgan_gp":
+          t = torch.rand(b, 1, 1, 1)
+          mix = (t * x + (1 - t) * fake).requires_grad_(True)
+          (grad,) = torch.autograd.grad(self.disc(mix, y1h, y).sum(), mix, create_graph=True)
+          d_loss = d_loss + 10.0 * ((grad.flatten(1).norm(dim=1) - 1.0) ** 2).mean()
+      else:
+        d_loss = F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+      self.opt_d.zero_grad(set_to_none=True)
+      d_loss.backward()
+      self.opt_d.step()
+      if self.name == "wgan":
+        with torch.no_grad():
+          for p in self.disc.parameters():
+            p.clamp_(-0.01, 0.01)
+    x, y = x_all[:b], y_all[:b]
+    y1h = F.one_hot(y, 10).float()
+    logits = self.disc(self._g(b, y1h), y1h, y)
+    g_loss = -logits.mean() if self.name.startswith("wgan") else F.softplus(-logits).mean()
     self.opt_g.zero_grad(set_to_none=True)
     g_loss.backward()  # D's parameters get gradients too, cleared by opt_d.zero_grad before they are used
     self.opt_g.step()
     return g_loss
 
 
-MODELS = {"ae_dense": _Reconstruct, "ae_linear": _Reconstruct, "ae": _Reconstruct, "vae": _Reconstruct,
-          "vae_dense": _Reconstruct, "gan": _GAN, "gan_mlp": _GAN}
+class _GMMN:
+  """gmmn: uniform noise (10) -> ReLU 64, 256, 256, 1024 -> sigmoid pixels, trained on the unbiased MMD^2 with
+  Gaussian kernels of bandwidths {2, 5, 10, 20, 40, 80}."""
+
+  def __init__(self, name):
+    sizes = (10, 64, 256, 256, 1024)
+    layers = []
+    for a, b in zip(sizes, sizes[1:]):
+      layers += [nn.Linear(a, b), nn.ReLU()]
+    self.gen = nn.Sequential(*layers, nn.Linear(1024, 784), nn.Sigmoid())
+    self.opt = _adam(self.gen.parameters(), 1e-3)
+    self.modules = [self.gen]
+
+  def compile(self):
+    self.gen = torch.compile(self.gen)
+
+  @staticmethod
+  def _kernel(a, b):
+    d2 = ((a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T).clamp_min(0.0)
+    return sum(torch.exp(-d2 / (2.0 * s * s)) for s in (2.0, 5.0, 10.0, 20.0, 40.0, 80.0))
+
+  def step(self, x, y):
+    real = x.flatten(1)
+    b = real.shape[0]
+    fake = self.gen(torch.rand(b, 10) * 2.0 - 1.0)
+    off = lambda k: (k.sum() - k.diagonal().sum()) / (b * (b - 1))  # noqa: E731
+    loss = off(self._kernel(fake, fake)) + off(self._kernel(real, real)) - 2.0 * self._kernel(fake, real).mean()
+    self.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    self.opt.step()
+    return loss
+
+
+MODELS = {**{n: _Reconstruct for n in ("ae", "ae_dense", "ae_linear", "sparse_ae", "dae", "vae", "vae_dense", "cvae",
+                                       "iwae")},
+          **{n: _GAN for n in ("gan", "gan_mlp", "cgan", "wgan", "wgan_gp")}, "gmmn": _GMMN}
 
 
 def measure(name: str, batch: int, mode: str, min_seconds: float) -> dict:
@@ -188,10 +311,11 @@ def measure(name: str, batch: int, mode: str, min_seconds: float) -> dict:
     m.train()
   gen = np.random.default_rng(0)
   images = torch.from_numpy(gen.integers(0, 256, (POOL, 1, 28, 28), dtype=np.uint8))
-  idx = torch.from_numpy(gen.integers(0, POOL, (batch,)))
+  labels = torch.from_numpy(gen.integers(0, 10, (POOL,)))
+  idx = torch.from_numpy(gen.integers(0, POOL, (batch * getattr(model, "n_critic", 1),)))
 
   def once():
-    model.step(images[idx].float() / 255.0).item()  # .item(): wait for the step, as genjax's timing does
+    model.step(images[idx].float() / 255.0, labels[idx]).item()  # .item(): wait for the step, like genjax's timing
 
   t = time.perf_counter()
   once()
