@@ -29,7 +29,6 @@ import argparse
 import datetime
 import functools
 import json
-import os
 import pathlib
 import platform
 import re
@@ -45,24 +44,13 @@ HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from genjax import config as cfg  # noqa: E402
+from genjax.evaluate import cpu_name  # noqa: E402
 from genjax.models import MODELS  # noqa: E402
 from genjax.train import make_chunk  # noqa: E402
 
 BATCHES = (64, 128, 256, 512, 1024, 2048)
 MODES = {"step": 1, "scan16": 16}
 POOL = 4096  # synthetic uint8 images resident on the device
-
-
-def cpu_name() -> str:
-  name = platform.processor() or platform.machine()
-  try:
-    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-      if line.startswith("model name"):
-        name = line.split(":", 1)[1].strip()
-        break
-  except OSError:
-    pass
-  return f"{name}, {os.cpu_count()} cores"
 
 
 def versions() -> dict:
