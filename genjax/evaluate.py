@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from genjax import checkpoint, classifier, data, inception, metrics, models, pictures
+from genjax import checkpoint, classifier, data, inception, metrics, models, pictures, train
 from genjax.errors import UserError
 
 NUM_SAMPLES = 10000
@@ -70,7 +70,7 @@ def _read_config(workdir: pathlib.Path) -> tuple[ml_collections.ConfigDict, tupl
 def restore_target(family, config, image_shape) -> object:
   """The state's structure with abstract leaves placed on this process's devices: built by tracing `init_state`
   (no initializer runs), so a restore on 1 GPU, 8 TPU cores or a CPU reads the same checkpoint."""
-  per_step = family.examples_per_step(config) if hasattr(family, "examples_per_step") else config.train.batch_size
+  per_step = train.examples_per_step(family, config)
   example = {"image": jnp.zeros((per_step, *image_shape), jnp.float32), "label": jnp.zeros((per_step,), jnp.int32)}
   init = functools.partial(family.init_state, config=config, example_batch=example)
   try:

@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from genjax.errors import UserError
+from genjax.models import nets
 
 SIZE = 299
 FEATURES = 2048
@@ -151,12 +152,8 @@ def _basic_conv(params, name, x, impl: str | None = None):
     y = jax.lax.conv_general_dilated(x, w, (stride, stride), ((ph, ph), (pw, pw)),
                                      dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=jax.lax.Precision.HIGHEST)
   else:
-    x = jnp.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
-    ho, wo = (x.shape[1] - kh) // stride + 1, (x.shape[2] - kw) // stride + 1
-    cols = [x[:, i:i + stride * (ho - 1) + 1:stride, j:j + stride * (wo - 1) + 1:stride, :]
-            for i in range(kh) for j in range(kw)]
-    y = jnp.matmul(cols[0] if len(cols) == 1 else jnp.concatenate(cols, axis=-1), w.reshape(kh * kw * cin, cout),
-                   precision=jax.lax.Precision.HIGHEST)
+    cols = nets.patches(x, (kh, kw), (stride, stride), ((ph, ph), (pw, pw)))
+    y = jnp.matmul(cols, w.reshape(kh * kw * cin, cout), precision=jax.lax.Precision.HIGHEST)
   return jax.nn.relu(y + b)
 
 
@@ -367,6 +364,7 @@ class _Unpickler(pickle.Unpickler):
   def __init__(self, file, read_storage):
     super().__init__(file)
     self._read_storage = read_storage
+    self.storages: dict[str, _Storage] = {}  # by key, as the pickle names them
 
   def find_class(self, module, name):
     if (module, name) == ("collections", "OrderedDict"):
@@ -383,7 +381,8 @@ class _Unpickler(pickle.Unpickler):
     kind, storage_type, key, _location, numel = pid[:5]
     if kind != "storage":
       raise pickle.UnpicklingError(f"unknown persistent object {kind!r}")
-    return _Storage(self._read_storage, str(key), storage_type.dtype, int(numel))
+    storage = self.storages[str(key)] = _Storage(self._read_storage, str(key), storage_type.dtype, int(numel))
+    return storage
 
 
 def _state_dict(obj, file) -> dict[str, np.ndarray]:
@@ -432,17 +431,10 @@ def _read_legacy(file) -> dict[str, np.ndarray]:
     plain()  # protocol version
     plain()  # sys info: a dict of ints and bools
     raw: dict = {}
-    obj = _Unpickler(f, lambda key, dtype, numel: np.frombuffer(raw[key], dtype, count=numel)).load()
+    unpickler = _Unpickler(f, lambda key, dtype, numel: np.frombuffer(raw[key], dtype, count=numel))
+    obj = unpickler.load()
     keys = plain()  # the storage keys, in the order their bytes follow
-    for key in keys:
+    for key in map(str, keys):
       numel = int(np.frombuffer(f.read(8), "<i8")[0])
-      raw[str(key)] = f.read(numel * _itemsize(obj, str(key)))
+      raw[key] = f.read(numel * unpickler.storages[key].dtype.itemsize)
     return _state_dict(obj, file)
-
-
-def _itemsize(obj, key) -> int:
-  """Bytes per element of storage `key`, from the tensors that view it."""
-  for v in (obj.get("state_dict", obj) if isinstance(obj, dict) else {}).values():
-    if isinstance(v, _Tensor) and v.storage.key == key:
-      return v.storage.dtype.itemsize
-  raise KeyError(f"storage {key} is used by no tensor")

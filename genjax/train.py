@@ -78,6 +78,14 @@ def make_chunk(step_fn, k: int):
   return chunk
 
 
+def examples_per_step(family, config) -> int:
+  """Examples one step reads: a family that makes several updates per step on distinct batches (a GAN's
+  discriminator steps) defines examples_per_step; images/s still counts steps x train.batch_size."""
+  if hasattr(family, "examples_per_step"):
+    return family.examples_per_step(config)
+  return config.train.batch_size
+
+
 def check_step_kwargs(family, step_config) -> None:
   params = inspect.signature(family.train_step).parameters
   allowed = [n for n, p in params.items() if p.kind == p.KEYWORD_ONLY and n != "axis_name"]
@@ -197,9 +205,7 @@ def train(config, workdir, *, quiet: bool = False, family=None) -> Result:
   t = config.train
   ds = data.load(config.data.name, "train", config.data.train_limit)
   n = len(ds.images)
-  # Examples one step reads: a family that makes several updates per step on distinct batches (a GAN's
-  # discriminator steps) defines examples_per_step; images/s still counts steps x train.batch_size.
-  per_step = family.examples_per_step(config) if hasattr(family, "examples_per_step") else t.batch_size
+  per_step = examples_per_step(family, config)
   if per_step > n:
     what = f"train.batch_size={t.batch_size}" + (f" x {per_step // t.batch_size} updates per step"
                                                   if per_step != t.batch_size else "")

@@ -19,16 +19,17 @@ def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
   return total // 2, total - total // 2
 
 
-def patches(x_BxHxWxC, kernel: tuple[int, int], strides: tuple[int, int]):
-  """[B, H', W', kh*kw*C]: the SAME-padded receptive field of each output pixel, ordered (i, j, c) like a flattened
-  [kh, kw, C, F] conv kernel, from kh*kw strided slices (whose gradient is a pad and an add)."""
+def patches(x_BxHxWxC, kernel: tuple[int, int], strides: tuple[int, int], padding=None):
+  """[B, H', W', kh*kw*C]: the receptive field of each output pixel, ordered (i, j, c) like a flattened [kh, kw, C, F]
+  conv kernel, from kh*kw strided slices (whose gradient is a pad and an add). `padding`: ((top, bottom), (left,
+  right)), or None for SAME."""
   _, h, w, _ = x_BxHxWxC.shape
   (kh, kw), (sh, sw) = kernel, strides
-  ph, pw = same_padding(h, kh, sh), same_padding(w, kw, sw)
+  ph, pw = padding if padding is not None else (same_padding(h, kh, sh), same_padding(w, kw, sw))
   x = jnp.pad(x_BxHxWxC, ((0, 0), ph, pw, (0, 0)))
-  ho, wo = -(-h // sh), -(-w // sw)
-  return jnp.concatenate([x[:, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw, :]
-                          for i in range(kh) for j in range(kw)], axis=-1)
+  ho, wo = (x.shape[1] - kh) // sh + 1, (x.shape[2] - kw) // sw + 1
+  cols = [x[:, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw, :] for i in range(kh) for j in range(kw)]
+  return cols[0] if len(cols) == 1 else jnp.concatenate(cols, axis=-1)
 
 
 class Conv(nn.Module):
