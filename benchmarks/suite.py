@@ -30,9 +30,7 @@ import datetime
 import functools
 import json
 import pathlib
-import platform
 import re
-import statistics
 import sys
 import time
 
@@ -44,9 +42,10 @@ HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from genjax import config as cfg  # noqa: E402
-from genjax.evaluate import cpu_name  # noqa: E402
+from genjax.evaluate import cpu_name, environment  # noqa: E402
+from timing import timed  # noqa: E402 -- benchmarks/timing.py
 from genjax.models import MODELS  # noqa: E402
-from genjax.train import make_chunk  # noqa: E402
+from genjax.train import examples_per_step, make_chunk  # noqa: E402
 
 BATCHES = (64, 128, 256, 512, 1024, 2048)
 MODES = {"step": 1, "scan16": 16}
@@ -54,27 +53,13 @@ POOL = 4096  # synthetic uint8 images resident on the device
 
 
 def versions() -> dict:
-  import flax
-  import optax
-  out = {"python": platform.python_version(), "jax": jax.__version__, "flax": flax.__version__,
-         "optax": optax.__version__, "numpy": np.__version__}
+  out = dict(environment()["versions"])
   try:
     import torch
     out["torch"] = torch.__version__
   except ImportError:
     pass
   return out
-
-
-def timed(fn, min_seconds: float, min_repeats: int = 3, stat=statistics.median) -> tuple[float, int]:
-  """`stat` (the median) of the wall times of fn(), which must block until its result is ready, over repeats that
-  fill min_seconds."""
-  times, start = [], time.perf_counter()
-  while time.perf_counter() - start < min_seconds or len(times) < min_repeats:
-    t = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - t)
-  return stat(times), len(times)
 
 
 def matmul_peak(dtype=jnp.float32, min_seconds: float = 2.0) -> float:
@@ -107,8 +92,7 @@ class JaxModel:
     self.config = c = cfg.load(cfg.EXPERIMENTS_DIR / f"{name}.py")
     c.train.batch_size = batch
     self.family = MODELS[name]
-    per_step = self.family.examples_per_step(c) if hasattr(self.family, "examples_per_step") else batch
-    self.per_step = per_step  # real images a step reads (a WGAN critic reads one batch per critic step)
+    self.per_step = examples_per_step(self.family, c)  # a WGAN's critic reads one batch per critic step
     rng = np.random.default_rng(0)
     self.images = jnp.asarray(rng.integers(0, 256, (POOL, 28, 28, 1), dtype=np.uint8))
     self.labels = jnp.asarray(rng.integers(0, 10, (POOL,), dtype=np.int32))
@@ -167,6 +151,7 @@ def run(models, batches, modes, torch_modes, min_seconds: float, log=print) -> d
       except Exception as e:  # noqa: BLE001 -- a model that cannot run at this batch is reported, not fatal
         log(f"{name:10s} batch {batch:5d}: not run ({type(e).__name__}: {str(e)[:120]})")
         continue
+      here = []  # this model and batch's records
       flops_per_image = None
       for mode in modes:
         if MODES[mode] > 1 and jax.default_backend() == "cpu" and getattr(m.family, "CONV", False):
@@ -178,10 +163,8 @@ def run(models, batches, modes, torch_modes, min_seconds: float, log=print) -> d
         r = m.measure(mode, min_seconds)
         if r["flops_per_step"] is not None:
           flops_per_image = r["flops_per_step"] / batch
-        rec = {**base, "framework": "genjax", "mode": mode, "images_per_sec": r["images_per_sec"],
-               "compile_s": r["compile_s"], "repeats": r["repeats"], "flops_per_image": flops_per_image,
-               "peak_memory_bytes": peak_memory()}
-        records.append(rec)
+        here.append({**base, "framework": "genjax", "mode": mode, "images_per_sec": r["images_per_sec"],
+                     "compile_s": r["compile_s"], "repeats": r["repeats"], "peak_memory_bytes": peak_memory()})
       if torch_ref is not None and name in torch_ref.MODELS:
         for tmode in torch_modes:
           try:
@@ -191,22 +174,21 @@ def run(models, batches, modes, torch_modes, min_seconds: float, log=print) -> d
             not_run.append({"model": name, "batch": batch, "framework": "pytorch", "mode": tmode, "why": why})
             log(f"{name:10s} batch {batch:5d} pytorch  {tmode:8s} not run: {why}")
             continue
-          records.append({**base, "framework": "pytorch", "mode": tmode, "images_per_sec": r["images_per_sec"],
-                          "compile_s": r["compile_s"], "repeats": r["repeats"], "flops_per_image": flops_per_image,
-                          "peak_memory_bytes": None})
-      for rec in records:
-        if rec["model"] == name and rec["batch"] == batch:
-          f = rec.get("flops_per_image") or flops_per_image
-          rec["flops_per_image"] = f
-          rec["pct_of_peak"] = None if f is None else 100 * rec["images_per_sec"] * f / (peak * 1e9)
-      _ratios(records, name, batch)
-      for rec in records:
-        if rec["model"] == name and rec["batch"] == batch:
-          ratio = "".join(f"  {k[3:]} {rec[k]:.2f}x" for k in ("vs_pytorch_eager", "vs_pytorch_compile")
-                          if rec.get(k) is not None)
-          pct = f"{rec['pct_of_peak']:5.1f}%" if rec.get("pct_of_peak") is not None else "    —"
-          log(f"{name:10s} batch {batch:5d} {rec['framework']:8s} {rec['mode']:8s} {rec['images_per_sec']:10.0f} "
-              f"images/s {pct} of peak  compile {rec['compile_s']:5.1f} s{ratio}")
+          here.append({**base, "framework": "pytorch", "mode": tmode, "images_per_sec": r["images_per_sec"],
+                       "compile_s": r["compile_s"], "repeats": r["repeats"], "peak_memory_bytes": None})
+      # Every record of this model and batch gets the one-step program's FLOP count (PyTorch does the same work).
+      for rec in here:
+        rec["flops_per_image"] = flops_per_image
+        rec["pct_of_peak"] = (None if flops_per_image is None
+                              else 100 * rec["images_per_sec"] * flops_per_image / (peak * 1e9))
+      _ratios(here)
+      records += here
+      for rec in here:
+        ratio = "".join(f"  {k[3:]} {rec[k]:.2f}x" for k in ("vs_pytorch_eager", "vs_pytorch_compile")
+                        if rec.get(k) is not None)
+        pct = f"{rec['pct_of_peak']:5.1f}%" if rec.get("pct_of_peak") is not None else "    —"
+        log(f"{name:10s} batch {batch:5d} {rec['framework']:8s} {rec['mode']:8s} {rec['images_per_sec']:10.0f} "
+            f"images/s {pct} of peak  compile {rec['compile_s']:5.1f} s{ratio}")
   peak_end = matmul_peak(min_seconds=3.0)
   if peak_end > peak:
     for rec in records:
@@ -218,8 +200,8 @@ def run(models, batches, modes, torch_modes, min_seconds: float, log=print) -> d
   return {**header, "records": records, "not_run": not_run}
 
 
-def _ratios(records, name, batch) -> None:
-  here = [r for r in records if r["model"] == name and r["batch"] == batch]
+def _ratios(here) -> None:
+  """Adds vs_pytorch_<mode> to each genjax record among one model and batch's records."""
   torch = {r["mode"]: r["images_per_sec"] for r in here if r["framework"] == "pytorch"}
   for r in here:
     if r["framework"] == "genjax":

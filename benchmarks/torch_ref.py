@@ -11,13 +11,14 @@ channel order differs from genjax's but costs the same.
 
 from __future__ import annotations
 
-import statistics
 import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from timing import timed  # benchmarks/timing.py
 
 POOL = 4096
 
@@ -321,10 +322,5 @@ def measure(name: str, batch: int, mode: str, min_seconds: float) -> dict:
   once()
   once()
   first = time.perf_counter() - t
-  times, start = [], time.perf_counter()
-  while time.perf_counter() - start < min_seconds or len(times) < 3:
-    t = time.perf_counter()
-    once()
-    times.append(time.perf_counter() - t)
-  median = statistics.median(times)
-  return {"images_per_sec": batch / median, "compile_s": max(first - 2 * median, 0.0), "repeats": len(times)}
+  median, repeats = timed(once, min_seconds)
+  return {"images_per_sec": batch / median, "compile_s": max(first - 2 * median, 0.0), "repeats": repeats}
