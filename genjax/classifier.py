@@ -41,12 +41,12 @@ class CNN(nn.Module):
   batch_norm: bool = False  # after each conv
 
   @nn.compact
-  def __call__(self, x, train: bool = False, return_features: bool = False):
+  def __call__(self, x, train: bool = False, return_features: bool = False, axis_name=None):
     h = x * 2.0 - 1.0
     for f in self.features:
       h = nets.Conv(f, (3, 3), use_bias=not self.batch_norm)(h)
-      if self.batch_norm:
-        h = nn.BatchNorm(use_running_average=not train, momentum=0.9)(h)
+      if self.batch_norm:  # axis_name: statistics of the global batch under shard_map/pmap
+        h = nn.BatchNorm(use_running_average=not train, momentum=0.9, axis_name=axis_name)(h)
       h = nets.max_pool_2x2(nn.relu(h))
     h = nn.relu(nn.Dense(self.hidden, name="features")(h.reshape(h.shape[0], -1)))
     if return_features:
@@ -132,7 +132,7 @@ def train_step(state, batch, rng, *, shift: int = 2, flip: bool = False, axis_na
 
   def loss_fn(params):
     logits, updates = state.apply_fn({**state.variables, "params": params}, x, train=True, rngs={"dropout": k_drop},
-                                     mutable=["batch_stats"])
+                                     axis_name=axis_name, mutable=["batch_stats"])
     nll = -jnp.take_along_axis(jax.nn.log_softmax(logits), batch["label"][:, None], axis=1)[:, 0]
     return jnp.mean(nll), (logits, updates.get("batch_stats", {}))
 

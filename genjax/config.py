@@ -121,6 +121,9 @@ def base() -> ml_collections.ConfigDict:
                                        "grad_clip": 0.0, "schedule": "constant", "warmup_steps": 0,
                                        "decay_steps": 0})
   c.step = ml_collections.ConfigDict()
+  # Scale-out (README "Scaling out"): data-parallel strategy, multi-process runtime, population, compute dtype.
+  c.parallel = "auto"  # auto | none | jit | shard_map | pmap; auto is jit on several accelerators, else none
+  c.distributed = False  # jax.distributed.initialize (SLURM / TPU auto-detected, else GENJAX_COORDINATOR etc.)
   c.train = ml_collections.ConfigDict({
       "steps": 2000, "batch_size": 128, "seed": 0, "log_every": 50, "sample_every": 500,
       "checkpoint_every": 1000, "max_to_keep": 3, "num_samples": 64,

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from genjax import checkpoint, data, models, pictures
+from genjax import checkpoint, data, models, parallel, pictures
 from genjax import config as cfg
 from genjax.errors import UserError
 
@@ -62,12 +62,13 @@ def steps_per_dispatch(config, family, start_step: int = 0) -> int:
   return math.gcd(k, t.steps, t.log_every, t.sample_every, t.checkpoint_every, start_step)
 
 
-def make_chunk(step_fn, k: int):
-  """A function running `k` steps on batches gathered on the device from uint8 images by index."""
+def make_chunk(step_fn, k: int, constrain=lambda batch: batch):
+  """A function running `k` steps on batches gathered on the device from uint8 images by index; `constrain` lays
+  out each gathered batch (parallel.Plan shards it over the devices)."""
 
   def chunk(state, images, labels, idx_KxB, rng):
     def one(state, idx_B):
-      batch = {"image": images[idx_B].astype(jnp.float32) / 255.0, "label": labels[idx_B]}
+      batch = constrain({"image": images[idx_B].astype(jnp.float32) / 255.0, "label": labels[idx_B]})
       return step_fn(state, batch, rng)
 
     if k == 1:  # no scan: see steps_per_dispatch
@@ -127,23 +128,27 @@ def _all_finite(tree):
 class _Log:
   """metrics.jsonl, TensorBoard scalars and the progress bar; the only place metrics leave the loop."""
 
-  def __init__(self, workdir: pathlib.Path, start: int, total: int, batch_size: int, quiet: bool):
+  def __init__(self, workdir: pathlib.Path, start: int, total: int, batch_size: int, quiet: bool,
+               write: bool = True):
     from tqdm import tqdm
     self.path = workdir / "metrics.jsonl"
+    self.write = write  # False on processes other than 0: they check the metrics but write nothing
     kept = []
     if self.path.exists():  # a resumed run recomputes the steps after its checkpoint, bit for bit
       kept = [line for line in self.path.read_text().splitlines() if line and json.loads(line)["step"] <= start]
-    self.path.write_text("".join(line + "\n" for line in kept))
+    if write:
+      self.path.write_text("".join(line + "\n" for line in kept))
     self.records = [json.loads(line) for line in kept]
     self.batch_size = batch_size
     self.buffer: list[dict] = []
     self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True, mininterval=1.0, disable=quiet)
     self.tb = None
-    try:
-      from tensorboardX import SummaryWriter
-      self.tb = SummaryWriter(str(workdir), flush_secs=30)
-    except ImportError:
-      pass
+    if write:
+      try:
+        from tensorboardX import SummaryWriter
+        self.tb = SummaryWriter(str(workdir), flush_secs=30)
+      except ImportError:
+        pass
     self.t_last, self.step_last = None, start
 
   def add(self, step: int, metrics: dict, log: bool) -> None:
@@ -163,8 +168,9 @@ class _Log:
     if self.t_last is not None:
       record["images_per_sec"] = (step - self.step_last) * self.batch_size / (now - self.t_last)
     self.t_last, self.step_last, self.buffer = now, step, []
-    with self.path.open("a") as f:
-      f.write(json.dumps(record) + "\n")
+    if self.write:
+      with self.path.open("a") as f:
+        f.write(json.dumps(record) + "\n")
     self.records.append(record)
     if self.tb is not None:
       for n, v in record.items():
@@ -181,13 +187,17 @@ class _Log:
       self.tb.close()
 
 
-def save_pictures(family, state, workdir: pathlib.Path, step: int, rng, n: int, x_test) -> None:
-  """Samples from a fixed key and reconstructions of fixed test images, as PNG."""
+def save_pictures(family, state, workdir: pathlib.Path, step: int, rng, n: int, x_test, write: bool = True) -> None:
+  """Samples from a fixed key and reconstructions of fixed test images, as PNG. Every process computes them (a
+  program over global arrays runs on all processes); only a process with `write` saves them."""
   if hasattr(family, "sample"):
-    pictures.save_grid(workdir / "samples" / f"samples_{step:06d}.png", _jitted(family.sample)(state, rng, n))
+    x = np.asarray(_jitted(family.sample)(state, rng, n))
+    if write:
+      pictures.save_grid(workdir / "samples" / f"samples_{step:06d}.png", x)
   if hasattr(family, "reconstruct"):
-    x_hat = _jitted(family.reconstruct)(state, x_test)
-    pictures.save_reconstructions(workdir / "samples" / f"reconstructions_{step:06d}.png", x_test, x_hat)
+    x_hat = np.asarray(_jitted(family.reconstruct)(state, x_test))
+    if write:
+      pictures.save_reconstructions(workdir / "samples" / f"reconstructions_{step:06d}.png", x_test, x_hat)
 
 
 @functools.cache
@@ -198,6 +208,7 @@ def _jitted(fn):
 def train(config, workdir, *, quiet: bool = False, family=None) -> Result:
   """Trains `config.model.name` (or `family`, a module with the family contract that is not in the model registry,
   such as `genjax.classifier`) to `config.train.steps`, resuming from the latest checkpoint in `workdir`."""
+  parallel.initialize_distributed(config.get("distributed", False))
   family = family or models.get(config.model.name)
   cfg.check(config)
   family.validate(config)
@@ -210,6 +221,8 @@ def train(config, workdir, *, quiet: bool = False, family=None) -> Result:
     what = f"train.batch_size={t.batch_size}" + (f" x {per_step // t.batch_size} updates per step"
                                                   if per_step != t.batch_size else "")
     raise UserError(f"{what} is larger than the {n} training examples")
+  layout = parallel.plan(config.get("parallel", "auto"), per_step)
+  main = parallel.is_main()
   workdir = pathlib.Path(workdir)
   resolved = config.to_dict()
   check_workdir(workdir, resolved)
@@ -221,30 +234,32 @@ def train(config, workdir, *, quiet: bool = False, family=None) -> Result:
     state = family.init_state(init_rng, config, example)
   except ValueError as e:  # architecture/data mismatch, e.g. an image size the conv stack cannot halve
     raise UserError(f"cannot build {config.model.name} for images {ds.images.shape[1:]}: {e}") from e
+  state = layout.put(state)  # a checkpoint restores into these shardings, whatever device count wrote it
   ckpts = checkpoint.Checkpoints(workdir / "checkpoints", t.max_to_keep)
   start = ckpts.latest_step() or 0
   if start:
     state = ckpts.restore(state, start)
-  workdir.mkdir(parents=True, exist_ok=True)
-  (workdir / "config.json").write_text(json.dumps(
-      {"config": resolved, "image_shape": list(ds.images.shape[1:]), "train_examples": n}, indent=2))
+  if main:
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "config.json").write_text(json.dumps(
+        {"config": resolved, "image_shape": list(ds.images.shape[1:]), "train_examples": n,
+         "devices": layout.devices, "processes": jax.process_count()}, indent=2))
 
   k = steps_per_dispatch(config, family, start)
   traces = []
   step_fn = functools.partial(family.train_step, **config.step)
-  chunk = make_chunk(step_fn, k)
-  run_chunk = jax.jit(lambda *a: (traces.append(1), chunk(*a))[1], donate_argnums=0)
-  images, labels = jax.device_put(ds.images), jax.device_put(ds.labels)
+  run_chunk = layout.compile(make_chunk, step_fn, k, on_trace=lambda: traces.append(1))
+  images, labels, step_rng = layout.put((ds.images, ds.labels, step_rng))
   x_test = data.load(config.data.name, "test").images[:t.num_samples // 2].astype(np.float32) / 255.0
 
-  log = _Log(workdir, start, t.steps, t.batch_size, quiet)
+  log = _Log(workdir, start, t.steps, t.batch_size, quiet or not main, write=main)
   stop = []
   handlers = {s: signal.signal(s, lambda signum, _: stop.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
   pending, step, compile_s = None, start, 0.0
   t0 = time.perf_counter()
   try:
     while step < t.steps:
-      idx = data.batch_indices(t.seed, step, k, per_step, n)
+      idx = layout.put_indices(data.batch_indices(t.seed, step, k, per_step, n))
       state, metrics = run_chunk(state, images, labels, idx, step_rng)
       step += k
       if step == start + k:  # the first dispatch compiles; time it apart from training
@@ -259,7 +274,7 @@ def train(config, workdir, *, quiet: bool = False, family=None) -> Result:
         log.add(pending[0], jax.device_get(pending[1]), pending[2])
         pending = None
       if step % t.sample_every == 0 or step == t.steps:
-        save_pictures(family, state, workdir, step, sample_rng, t.num_samples, x_test)
+        save_pictures(family, state, workdir, step, sample_rng, t.num_samples, x_test, write=main)
       if save_now:
         if not bool(_all_finite(state)):
           raise Diverged(f"parameters became non-finite by step {step}")
@@ -278,12 +293,13 @@ def train(config, workdir, *, quiet: bool = False, family=None) -> Result:
     log.close()
   train_s = time.perf_counter() - t0 - compile_s
   measured = step - start - k
-  pictures.save_curves(workdir / "samples" / "curves.png", log.records,
-                       [n for n in log.records[-1] if n not in ("step",)] if log.records else [])
   result = Result(state, start, step, k, len(traces), compile_s, train_s,
                   measured * t.batch_size / train_s if measured > 0 and train_s > 0 else float("nan"))
-  if step > start:
-    record_timing(workdir, result)
+  if main:
+    pictures.save_curves(workdir / "samples" / "curves.png", log.records,
+                         [n for n in log.records[-1] if n not in ("step",)] if log.records else [])
+    if step > start:
+      record_timing(workdir, result)
   return result
 
 

@@ -21,11 +21,12 @@ class Generator(nn.Module):
   upsample: str = "transpose"
 
   @nn.compact
-  def __call__(self, z_BxD, y_B=None, train: bool = True):
+  def __call__(self, z_BxD, y_B=None, train: bool = True, axis_name=None):
     del y_B  # unconditional
     h_out, w_out, c = self.shape
     s = 2 ** len(self.features)
-    bn = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.9)
+    # axis_name: under shard_map/pmap, batch statistics of the global batch, as one device would compute them.
+    bn = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.9, axis_name=axis_name)
     # No bias before BatchNorm: BN cancels it, and Adam would turn its zero gradient's rounding noise into steps.
     h = nn.Dense((h_out // s) * (w_out // s) * self.features[0], use_bias=False, name="project")(z_BxD)
     h = nn.relu(bn()(h)).reshape(z_BxD.shape[0], h_out // s, w_out // s, self.features[0])

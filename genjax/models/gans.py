@@ -76,7 +76,8 @@ class MLPGenerator(nn.Module):
   num_classes: int = 0
 
   @nn.compact
-  def __call__(self, z_BxD, y_B=None, train: bool = True):
+  def __call__(self, z_BxD, y_B=None, train: bool = True, axis_name=None):
+    del axis_name  # no BatchNorm
     h = z_BxD
     for f in self.hidden:
       h = nn.relu(nn.Dense(f)(with_label(h, y_B, self.num_classes)))
@@ -185,9 +186,11 @@ def _labels(state: AdversarialState, y):
   return y if state.spec.num_classes else None
 
 
-def _generate_train(gen: TrainState, params, z, y):
-  """G(z) in training mode: BatchNorm (if any) uses batch statistics and returns updated running averages."""
-  x, updates = gen.apply_fn({**gen.variables, "params": params}, z, y, train=True, mutable=["batch_stats"])
+def _generate_train(gen: TrainState, params, z, y, axis_name=None):
+  """G(z) in training mode: BatchNorm (if any) uses batch statistics (over `axis_name` too, under shard_map/pmap)
+  and returns updated running averages."""
+  x, updates = gen.apply_fn({**gen.variables, "params": params}, z, y, train=True, axis_name=axis_name,
+                            mutable=["batch_stats"])
   return x, updates.get("batch_stats", {})
 
 
@@ -210,7 +213,8 @@ def _scores(state, disc, params, real, fake, y, rng):
 def _d_update(state, disc, avg_d, x, y, key, *, loss, clip, gp_weight, historical_averaging, axis_name):
   """One update of D on real minibatch `x` against as many fresh fakes; returns (disc, avg_d, metrics)."""
   wasserstein = loss == "wasserstein"
-  fake, _ = _generate_train(state.gen, state.gen.params, latent(key, x.shape[0], state.spec, x.dtype), y)
+  fake, _ = _generate_train(state.gen, state.gen.params, latent(key, x.shape[0], state.spec, x.dtype), y,
+                            axis_name)
   fake = jax.lax.stop_gradient(fake)
   k_drop, k_gp = jax.random.fold_in(key, 1), jax.random.fold_in(key, 2)
 
@@ -292,7 +296,7 @@ def train_step(state: AdversarialState, batch, rng, *, loss: str = "non_saturati
   k_drop = jax.random.fold_in(k_g, 1)
 
   def g_loss_fn(params):
-    fake, batch_stats = _generate_train(gen, params, latent(k_g, m, state.spec, x.dtype), y)
+    fake, batch_stats = _generate_train(gen, params, latent(k_g, m, state.spec, x.dtype), y, axis_name)
     logits, fake_feats = _disc(disc, disc.params, fake, y, k_drop)
     if feature_matching:
       _, real_feats = _disc(disc, disc.params, x, y, jax.random.fold_in(k_drop, 1))
