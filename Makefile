@@ -54,6 +54,11 @@ $(BENCH_STAMP): $(STAMP)
 bench: $(BENCH_STAMP)
 	$(PY) benchmarks/suite.py $(if $(QUICK),--quick) $(ARGS)
 
+# make bench-quality [QUICK=1]: wall time for gan to reach a classifier FID and vae a test -ELBO -> benchmarks/results/
+.PHONY: bench-quality
+bench-quality: $(STAMP)
+	$(PY) benchmarks/quality.py $(if $(QUICK),--quick) $(ARGS)
+
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not slow and not distributed" -n auto --durations=10 tests
 

@@ -1,0 +1,247 @@
+"""Time to quality: training wall time for `gan` to reach a classifier FID and `vae` a test negative ELBO.
+
+    make bench-quality            # default targets (FID <= 100, -ELBO <= 110 nats), evaluated every 250 steps
+    make bench-quality QUICK=1    # at most 300 steps, easy targets (FID <= 450, -ELBO <= 150), small evaluations
+    .venv/bin/python benchmarks/quality.py --models vae --vae-neg-elbo 105 --every 100
+
+Each model trains with the real loop (`genjax.train.train`, default experiment config) in segments of `--every`
+steps: train to s, evaluate the checkpoint at s, raise `train.steps` and train again (the loop resumes from the
+checkpoint), until the metric reaches its target or `--max-steps` is spent. The metrics are those of `make eval`
+on fewer examples, so each evaluation takes seconds:
+
+- gan: FID in the feature space of the project's MNIST classifier (`genjax.evaluate.feature_network`), of
+  `fid_samples` samples against the first `fid_reference` test images;
+- vae: the negative ELBO in nats (`genjax.evaluate.likelihood_metrics`) of the first `elbo_examples` binarized test
+  images, averaged over `elbo_k` draws of z each.
+
+time_to_target_s sums each segment's training loop (`train.Result.train_s + compile_s`): evaluation, and the setup
+around the loop (loading data, restoring the checkpoint), are reported apart and not counted. Every segment compiles
+the step again, which a single uninterrupted run would do once; compile_s says how much that is. The target is
+checked only every `--every` steps, so it may have been reached up to that many steps earlier.
+Results go to benchmarks/results/<device>-<date>-quality.json, with a markdown summary beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import pathlib
+import sys
+import tempfile
+import time
+
+import jax
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from genjax import classifier, data, evaluate, metrics, train  # noqa: E402
+from genjax import config as cfg  # noqa: E402
+from genjax.errors import UserError  # noqa: E402
+from suite import slug  # noqa: E402 -- benchmarks/suite.py
+
+METRICS = {"gan": "fid", "vae": "neg_elbo"}  # lower is better for both
+TARGETS = {"gan": 100.0, "vae": 110.0}
+QUICK_TARGETS = {"gan": 450.0, "vae": 150.0}
+LABELS = {"fid": "classifier FID", "neg_elbo": "test −ELBO (nats)"}
+SETTINGS = {"fid_samples": 2000, "fid_reference": 10000, "elbo_examples": 1000, "elbo_k": 16, "seed": 0}
+QUICK_SETTINGS = {"fid_samples": 500, "fid_reference": 2000, "elbo_examples": 200, "elbo_k": 4, "seed": 0}
+
+
+def fid_scorer(dataset: str, settings: dict):
+  """(run -> classifier FID, protocol); the reference features are computed here, once per model."""
+  state, card = evaluate.feature_network(dataset)  # trains the classifier on first use (minutes)
+  real = classifier.features(state, data.load(dataset, "test").images[:settings["fid_reference"]])
+
+  def score(run) -> dict:
+    fake = classifier.features(state, evaluate.draw_samples(run, settings["fid_samples"], settings["seed"]))
+    return {"fid": metrics.fid(real, fake)}
+
+  return score, {"fid": f"{settings['fid_samples']} samples against the first {len(real)} {dataset} test images",
+                 "feature_network": card}
+
+
+def neg_elbo_scorer(dataset: str, settings: dict):
+  """(run -> test negative ELBO and the k-sample bound, protocol)."""
+
+  def score(run) -> dict:
+    return evaluate.likelihood_metrics(run, settings["seed"], settings["elbo_k"], settings["elbo_examples"])
+
+  return score, {"neg_elbo": f"first {settings['elbo_examples']} {dataset} test images, {settings['elbo_k']} "
+                 f"draws of z each; nll is the k={settings['elbo_k']} importance-weighted bound (loose at this k)",
+                 "binarization": evaluate.BINARIZATION}
+
+
+SCORERS = {"fid": fid_scorer, "neg_elbo": neg_elbo_scorer}
+
+
+def measure(model: str, target: float, *, every: int, max_steps: int, workdir, settings: dict, config=None,
+            log=print) -> dict:
+  """Trains `model` in segments of `every` steps until its metric is <= target or max_steps; one record.
+
+  `config` (default experiments/<model>.py) has its train intervals set to divide `every`."""
+  if every < 1 or max_steps < every or max_steps % every:
+    raise UserError(f"max steps ({max_steps}) must be a positive multiple of the evaluation interval ({every})")
+  if config is None:
+    config = cfg.load(cfg.EXPERIMENTS_DIR / f"{model}.py")
+  t = config.train
+  # Every segment ends on a checkpoint, and the loop's steps per dispatch must divide each interval.
+  t.checkpoint_every = t.sample_every = every
+  t.log_every = math.gcd(t.log_every, every)
+  workdir = pathlib.Path(workdir) / model
+  if any((workdir / "checkpoints").glob("[0-9]*")):
+    raise UserError(f"{workdir} already holds checkpoints; the clock must start at step 0 (pick another --workdir)")
+  name = METRICS[model]
+  t0 = time.perf_counter()
+  score, protocol = SCORERS[name](config.data.name, settings)
+  setup_s = time.perf_counter() - t0
+  evaluations, loop_s, call_s = [], 0.0, 0.0
+  for steps in range(every, max_steps + 1, every):
+    t.steps = steps
+    t0 = time.perf_counter()
+    r = train.train(config, workdir, quiet=True)
+    call_s += time.perf_counter() - t0
+    loop_s += r.train_s + r.compile_s
+    t0 = time.perf_counter()
+    values = score(evaluate.load_run(workdir))
+    evaluations.append({"step": r.steps, name: values[name], **{k: v for k, v in values.items() if k != name},
+                        "train_s": round(r.train_s, 2), "compile_s": round(r.compile_s, 2),
+                        "cumulative_s": round(loop_s, 2), "eval_s": round(time.perf_counter() - t0, 2),
+                        "load_avg_1min": round(os.getloadavg()[0], 2)})
+    log(f"{model:4s} step {r.steps:5d}  {name} {values[name]:8.2f} (target {target:g})  training {loop_s:7.1f} s  "
+        f"eval {evaluations[-1]['eval_s']:5.1f} s")
+    if values[name] <= target:
+      break
+  best = min(evaluations, key=lambda e: e[name])
+  reached = best[name] <= target
+  return {"model": model, "metric": name, "target": target, "reached": reached,
+          "steps_to_target": evaluations[-1]["step"] if reached else None,
+          "time_to_target_s": round(loop_s, 1) if reached else None,
+          "best": {"value": best[name], "step": best["step"]},
+          "steps_trained": evaluations[-1]["step"], "train_s": round(loop_s, 1),
+          "compile_s": round(sum(e["compile_s"] for e in evaluations), 1),
+          "train_calls_s": round(call_s, 1),  # the whole train() calls: setup and restore around the loop too
+          "eval_s": round(sum(e["eval_s"] for e in evaluations), 1), "scorer_setup_s": round(setup_s, 1),
+          "every": every, "max_steps": max_steps, "batch_size": t.batch_size,
+          "train_limit": config.data.train_limit, "dataset": config.data.name,
+          "protocol": protocol, "evaluations": evaluations, "workdir": str(workdir)}
+
+
+def run(models, targets: dict, *, every: int, max_steps: dict, workdir, settings: dict, configs=None,
+        log=print) -> dict:
+  """The header (device, versions, settings) and one `measure` record per model."""
+  env = evaluate.environment()
+  device = jax.devices()[0]
+  header = {"date": datetime.date.today().isoformat(), "device": env["device"], "device_kind": device.device_kind,
+            "platform": jax.default_backend(), "cpu": env["cpu"], "versions": env["versions"],
+            "targets": {m: {METRICS[m]: targets[m]} for m in models}, "settings": settings, "every": every,
+            "load_avg_start": [round(x, 2) for x in os.getloadavg()]}
+  log(f"# {env['device']}, {env['cpu']}; evaluating every {every} steps; workdir {workdir}")
+  records = [measure(m, targets[m], every=every, max_steps=max_steps[m], workdir=workdir, settings=settings,
+                     config=(configs or {}).get(m), log=log) for m in models]
+  return {**header, "load_avg_end": [round(x, 2) for x in os.getloadavg()], "records": records}
+
+
+def summary(result: dict) -> str:
+  """Markdown: per model, whether and when the target was reached, then each evaluation."""
+  where = f"CPU: {result['cpu']}" if result["platform"] == "cpu" else f"{result['device_kind']} ({result['platform']})"
+  s = result["settings"]
+  lines = [f"# Time to quality: {where}, {result['date']}{' (QUICK)' if result.get('quick') else ''}", "",
+           f"{result['device']}, {result['cpu']}; jax {result['versions']['jax']}. Evaluated every "
+           f"{result['every']} training steps. FID: classifier features, {s['fid_samples']} samples against "
+           f"{s['fid_reference']} test images. −ELBO: {s['elbo_examples']} binarized test images, {s['elbo_k']} "
+           f"draws of z each (nats).", "",
+           "| model | metric | target | reached at step | time to target | best (step) | steps trained | "
+           "training loop | of it compiling | train() calls | evaluation (not counted) |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
+  for r in result["records"]:
+    reached = (f"{r['steps_to_target']}", f"{r['time_to_target_s']:.0f} s") if r["reached"] else ("not reached", "—")
+    lines.append(f"| {r['model']} | {LABELS[r['metric']]} | ≤ {r['target']:g} | {reached[0]} | {reached[1]} | "
+                 f"{r['best']['value']:.2f} ({r['best']['step']}) | {r['steps_trained']} | {r['train_s']:.0f} s | "
+                 f"{r['compile_s']:.0f} s | {r['train_calls_s']:.0f} s | {r['eval_s']:.0f} s |")
+  lines += ["", "Time to target: the training loop's wall time summed over segments (`train_s + compile_s` of each "
+            "`train.train` call), evaluation excluded. Each segment compiles the step again (\"of it compiling\"); "
+            "an uninterrupted run would compile once. \"train() calls\" adds the setup around each loop (loading "
+            "data, building and restoring the state, the curves picture). The target is checked every "
+            f"{result['every']} steps, so it may have been crossed up to that many steps earlier.", ""]
+  for r in result["records"]:
+    se = "neg_elbo_se" in r["evaluations"][0]
+    lines += [f"## {r['model']}: {LABELS[r['metric']]} by step", "",
+              f"| step | {r['metric']}{' ± standard error' if se else ''} | training s (cumulative) | eval s | "
+              "load average (1 min) |", "|---|---|---|---|---|"]
+    for e in r["evaluations"]:
+      value = f"{e[r['metric']]:.2f}" + (f" ± {e['neg_elbo_se']:.2f}" if se else "")
+      lines.append(f"| {e['step']} | {value} | {e['cumulative_s']:.0f} | {e['eval_s']:.0f} | "
+                   f"{e['load_avg_1min']:.2f} |")
+    lines.append("")
+  lines.append(f"Load average (1, 5, 15 min) at the start: {result['load_avg_start']}, at the end: "
+               f"{result['load_avg_end']}.")
+  if result.get("note"):
+    lines += ["", result["note"]]
+  return "\n".join(lines) + "\n"
+
+
+def write(result: dict, out_dir) -> pathlib.Path:
+  """<device>-<date>-quality[-quick].json and .md under out_dir; returns the .json path."""
+  out = pathlib.Path(out_dir)
+  out.mkdir(parents=True, exist_ok=True)
+  device = result["device_kind"] if result["platform"] != "cpu" else f"cpu {result['cpu']}"
+  stem = f"{slug(device)}-{result['date']}-quality{'-quick' if result.get('quick') else ''}"
+  (out / f"{stem}.json").write_text(json.dumps(result, indent=1, default=float) + "\n")
+  (out / f"{stem}.md").write_text(summary(result))
+  return out / f"{stem}.json"
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("--quick", action="store_true", help="every 100 steps to at most 300, easy targets, small evaluations")
+  p.add_argument("--models", default=",".join(METRICS), help="comma-separated, from: " + ", ".join(METRICS))
+  p.add_argument("--gan-fid", type=float, default=None, help=f"target classifier FID (default {TARGETS['gan']:g})")
+  p.add_argument("--vae-neg-elbo", type=float, default=None,
+                 help=f"target test negative ELBO in nats (default {TARGETS['vae']:g})")
+  p.add_argument("--max-steps", type=int, default=0, help="step budget per model; default twice its experiment's "
+                 "train.steps (QUICK: 300)")
+  p.add_argument("--every", type=int, default=0, help="steps between evaluations (default 250; QUICK: 100)")
+  p.add_argument("--workdir", default="", help="runs go to WORKDIR/<model>; default a new directory under "
+                 "runs/bench-quality")
+  p.add_argument("--note", default="", help="a sentence for the results, e.g. what else shared the machine")
+  p.add_argument("--out_dir", default=str(HERE / "results"))
+  a = p.parse_args(argv)
+  models = a.models.split(",")
+  unknown = [m for m in models if m not in METRICS]
+  if unknown:
+    print(f"bench-quality: error: no quality target for {unknown[0]!r}; models: {', '.join(METRICS)}",
+          file=sys.stderr)
+    return 2
+  targets = dict(QUICK_TARGETS if a.quick else TARGETS)
+  targets.update({m: v for m, v in (("gan", a.gan_fid), ("vae", a.vae_neg_elbo)) if v is not None})
+  every = a.every or (100 if a.quick else 250)
+  max_steps = {m: a.max_steps or (300 if a.quick else
+                                  2 * cfg.load(cfg.EXPERIMENTS_DIR / f"{m}.py").train.steps) for m in models}
+  settings = dict(QUICK_SETTINGS if a.quick else SETTINGS)
+  if a.workdir:
+    workdir = pathlib.Path(a.workdir)
+  else:
+    pathlib.Path("runs/bench-quality").mkdir(parents=True, exist_ok=True)
+    workdir = pathlib.Path(tempfile.mkdtemp(prefix=f"{datetime.date.today().isoformat()}-", dir="runs/bench-quality"))
+  t0 = time.perf_counter()
+  try:
+    result = run(models, targets, every=every, max_steps=max_steps, workdir=workdir, settings=settings)
+  except UserError as e:
+    print(f"bench-quality: error: {e}", file=sys.stderr)
+    return 2
+  result.update(quick=a.quick, note=a.note, wall_s=round(time.perf_counter() - t0, 1))
+  path = write(result, a.out_dir)
+  for r in result["records"]:
+    print(f"{r['model']}: {r['metric']} <= {r['target']:g} " + (
+        f"reached at step {r['steps_to_target']} after {r['time_to_target_s']:.0f} s of training" if r["reached"]
+        else f"not reached in {r['steps_trained']} steps (best {r['best']['value']:.2f} at step {r['best']['step']})"))
+  print(f"bench-quality: {result['wall_s']:.0f} s in all -> {path} and .md; checkpoints in {workdir}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,74 @@
+"""The time-to-quality benchmark: it stops at the target, reports a missed one, and keeps evaluation off the clock."""
+
+import json
+import pathlib
+import sys
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "benchmarks"))
+import quality  # noqa: E402
+
+from conftest import small_config  # noqa: E402
+from genjax import classifier, evaluate  # noqa: E402
+
+
+@pytest.fixture
+def feature_net(monkeypatch):
+  """An untrained classifier as the feature network: FID is computed all the same, without minutes of training."""
+  c = classifier.get_config("mnist")
+  state = classifier.init_state(jax.random.PRNGKey(0), c, {"image": jnp.zeros((2, 28, 28, 1)),
+                                                           "label": jnp.zeros((2,), jnp.int32)})
+  monkeypatch.setattr(evaluate, "feature_network", lambda dataset: (state, {"name": "untrained CNN"}))
+
+
+TINY = {"fid_samples": 100, "fid_reference": 200, "elbo_examples": 20, "elbo_k": 2, "seed": 0}
+
+
+def test_gan_stops_at_its_target_and_vae_reports_a_missed_one(feature_net, tmp_path):
+  runs = tmp_path / "runs"
+  # FID <= 1e9 holds at the first evaluation; a negative ELBO is never <= 0.
+  result = quality.run(["gan", "vae"], {"gan": 1e9, "vae": 0.0}, every=4, max_steps={"gan": 8, "vae": 8},
+                       workdir=runs, settings=TINY, configs={m: small_config(m) for m in ("gan", "vae")},
+                       log=lambda *_: None)
+  gan, vae = result["records"]
+  assert result["targets"] == {"gan": {"fid": 1e9}, "vae": {"neg_elbo": 0.0}} and result["settings"] == TINY
+
+  assert gan["reached"] and gan["steps_to_target"] == gan["steps_trained"] == 4  # stopped: never trained to 8
+  [e] = gan["evaluations"]
+  assert 0 < e["fid"] <= gan["target"] and gan["best"] == {"value": e["fid"], "step": 4}
+  assert sorted(p.name for p in (runs / "gan" / "checkpoints").iterdir()) == ["4"]
+
+  assert not vae["reached"] and vae["steps_to_target"] is None and vae["time_to_target_s"] is None
+  assert [e["step"] for e in vae["evaluations"]] == [4, 8]
+  assert vae["best"]["value"] == min(e["neg_elbo"] for e in vae["evaluations"]) > 0
+  assert vae["best"]["step"] in (4, 8) and vae["steps_trained"] == 8
+
+  for r in (gan, vae):
+    assert all(e["eval_s"] > 0 and e["train_s"] > 0 for e in r["evaluations"])
+    assert r["train_s"] == pytest.approx(sum(e["train_s"] + e["compile_s"] for e in r["evaluations"]), abs=0.1)
+    # The loop's own record, summed over the resumed segments, matches: the evaluations are not on the clock.
+    timing = json.loads((runs / r["model"] / "timing.json").read_text())
+    assert timing["steps"] == r["steps_trained"] and timing["train_s"] == pytest.approx(r["train_s"], abs=0.2)
+  assert gan["time_to_target_s"] == gan["train_s"]
+
+  path = quality.write({**result, "quick": False, "note": "Shared with a test run."}, tmp_path / "out")
+  assert path.name.endswith("-quality.json")
+  saved = json.loads(path.read_text())
+  assert saved["records"][0]["target"] == 1e9 and saved["records"][1]["reached"] is False
+  md = path.with_suffix(".md").read_text()
+  assert "| gan | classifier FID | ≤ 1e+09 | 4 |" in md
+  assert "| vae | test −ELBO (nats) | ≤ 0 | not reached | — |" in md and "| 8 | " in md
+  assert "Shared with a test run." in md
+
+
+@pytest.mark.parametrize("args, message", [(["--models", "ae"], "no quality target for 'ae'"),
+                                           (["--models", "vae", "--every", "300", "--max-steps", "500"],
+                                            "must be a positive multiple")])
+def test_bad_arguments_are_one_line_and_exit_2(tmp_path, capsys, args, message):
+  assert quality.main([*args, "--workdir", str(tmp_path / "runs"), "--out_dir", str(tmp_path / "out")]) == 2
+  err = capsys.readouterr().err
+  assert message in err and len(err.strip().splitlines()) == 1
+  assert not (tmp_path / "out").exists() and not (tmp_path / "runs").exists()
