@@ -104,6 +104,8 @@ def check(config: ml_collections.ConfigDict) -> None:
   for name in [k for k in o.keys() if k == "lr" or k.startswith("lr_")]:
     if not o[name] > 0:
       raise UserError(f"optim.{name} must be positive, got {o[name]}")
+  if config.get("dtype", "float32") not in ("float32", "bfloat16"):
+    raise UserError(f"dtype must be float32 or bfloat16, got '{config.dtype}'")
   if t.get("steps_per_dispatch", 0) < 0:
     raise UserError("train.steps_per_dispatch must be 0 (auto) or positive")
 
@@ -124,6 +126,7 @@ def base() -> ml_collections.ConfigDict:
   # Scale-out (README "Scaling out"): data-parallel strategy, multi-process runtime, population, compute dtype.
   c.parallel = "auto"  # auto | none | jit | shard_map | pmap; auto is jit on several accelerators, else none
   c.distributed = False  # jax.distributed.initialize (SLURM / TPU auto-detected, else GENJAX_COORDINATOR etc.)
+  c.dtype = "float32"  # compute dtype: float32 | bfloat16 (parameters and optimizer state stay float32)
   c.train = ml_collections.ConfigDict({
       "steps": 2000, "batch_size": 128, "seed": 0, "log_every": 50, "sample_every": 500,
       "checkpoint_every": 1000, "max_to_keep": 3, "num_samples": 64,

@@ -1,13 +1,19 @@
-"""Training state: `TrainState` for one network, `GANState` for a generator/discriminator pair."""
+"""Training state: `TrainState` for one network, `GANState` for a generator/discriminator pair, and the
+mixed-precision policy that their `apply_fn` can carry."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import struct
+
+DTYPES = ("float32", "bfloat16")
 
 
 class TrainState(struct.PyTreeNode):
@@ -54,3 +60,49 @@ def step_key(rng, step, axis_name=None):
 def pmean(tree, axis_name):
   """Averages over `axis_name` when the step runs under shard_map/pmap; identity otherwise."""
   return tree if axis_name is None else jax.lax.pmean(tree, axis_name)
+
+
+def _cast(tree, dtype):
+  """Every floating array of `tree` as `dtype`; integers, keys and other leaves unchanged."""
+  def cast(a):
+    if isinstance(a, (jax.Array, np.ndarray)) and jnp.issubdtype(a.dtype, jnp.floating):
+      return a.astype(dtype)
+    return a
+  return jax.tree.map(cast, tree)
+
+
+@dataclasses.dataclass(frozen=True)
+class MixedPrecision:
+  """An `apply_fn` that computes in `dtype`: it casts the parameters and every module's floating inputs to `dtype`
+  (a Linen method interceptor, so each Dense and Conv multiplies in `dtype`) and returns float32 outputs, so losses
+  and their reductions stay in float32. The parameters, their gradients (the cast's transpose) and the optimizer
+  state stay float32; BatchNorm keeps float32 statistics (Flax computes them at float32 or wider)."""
+  apply_fn: Callable
+  dtype: str
+
+  def __call__(self, variables, *args, **kwargs):
+    dtype = jnp.dtype(self.dtype)
+    variables = {**variables, "params": _cast(variables["params"], dtype)}
+
+    def cast_inputs(next_fun, args, kwargs, context):
+      if context.method_name == "__call__":
+        args, kwargs = _cast((args, kwargs), dtype)
+      return next_fun(*args, **kwargs)
+
+    with nn.intercept_methods(cast_inputs):
+      out = self.apply_fn(variables, *_cast(args, dtype), **kwargs)
+    return _cast(out, jnp.float32)
+
+
+def compute_in(state, dtype: str):
+  """`state` with every TrainState inside it computing in `dtype` ("float32": unchanged)."""
+  if dtype not in DTYPES:
+    raise ValueError(f"unknown dtype '{dtype}'; expected one of {DTYPES}")
+  if dtype == "float32":
+    return state
+
+  def wrap(node):
+    if isinstance(node, TrainState) and not isinstance(node.apply_fn, MixedPrecision):
+      return node.replace(apply_fn=MixedPrecision(node.apply_fn, dtype))
+    return node
+  return jax.tree.map(wrap, state, is_leaf=lambda n: isinstance(n, TrainState))

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from genjax import checkpoint, data, models, parallel, pictures
+from genjax.state import compute_in
 from genjax import config as cfg
 from genjax.errors import UserError
 
@@ -234,7 +235,7 @@ def train(config, workdir, *, quiet: bool = False, family=None) -> Result:
     state = family.init_state(init_rng, config, example)
   except ValueError as e:  # architecture/data mismatch, e.g. an image size the conv stack cannot halve
     raise UserError(f"cannot build {config.model.name} for images {ds.images.shape[1:]}: {e}") from e
-  state = layout.put(state)  # a checkpoint restores into these shardings, whatever device count wrote it
+  state = layout.put(compute_in(state, config.get("dtype", "float32")))  # a checkpoint restores into these shardings, whatever device count wrote it
   ckpts = checkpoint.Checkpoints(workdir / "checkpoints", t.max_to_keep)
   start = ckpts.latest_step() or 0
   if start:
