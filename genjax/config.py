@@ -127,6 +127,8 @@ def base() -> ml_collections.ConfigDict:
   c.parallel = "auto"  # auto | none | jit | shard_map | pmap; auto is jit on several accelerators, else none
   c.distributed = False  # jax.distributed.initialize (SLURM / TPU auto-detected, else GENJAX_COORDINATOR etc.)
   c.dtype = "float32"  # compute dtype: float32 | bfloat16 (parameters and optimizer state stay float32)
+  c.population = 1  # P > 1: P models in one vmapped program, in WORKDIR/members/<i>/
+  c.sweep = ""  # with population: "step.<name>=v1,...,vP", one value of a real hyperparameter per member
   c.train = ml_collections.ConfigDict({
       "steps": 2000, "batch_size": 128, "seed": 0, "log_every": 50, "sample_every": 500,
       "checkpoint_every": 1000, "max_to_keep": 3, "num_samples": 64,

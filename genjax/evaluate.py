@@ -324,7 +324,12 @@ def evaluate_run(workdir, *, num_samples: int = NUM_SAMPLES, seed: int = 0, nll_
   """Every metric that applies to the run in `workdir`, with its protocol; writes eval.json and eval/*.png.
 
   Generators are scored on `num_samples` samples against `num_reference` test images; VAE likelihoods on the first
-  `nll_examples` test images with `nll_k` importance samples each. `inception_weights` adds Inception FID and KID."""
+  `nll_examples` test images with `nll_k` importance samples each. `inception_weights` adds Inception FID and KID.
+  A population's directory (population.json) has each member scored, and mean and std over members."""
+  settings = dict(num_samples=num_samples, seed=seed, nll_k=nll_k, nll_examples=nll_examples,
+                  num_reference=num_reference, inception_weights=inception_weights, write=write)
+  if (pathlib.Path(workdir) / "population.json").exists():
+    return evaluate_population(workdir, **settings)
   check_settings(num_samples=num_samples, nll_k=nll_k, nll_examples=nll_examples, num_reference=num_reference)
   if inception_weights:
     inception.load(str(inception_weights))  # a bad weights file fails here, before any sampling
@@ -364,6 +369,30 @@ def evaluate_run(workdir, *, num_samples: int = NUM_SAMPLES, seed: int = 0, nll_
   if write:
     _write_json(run.workdir / "eval.json", result)
   return result
+
+
+def evaluate_population(workdir, **settings) -> dict:
+  """Scores every member of a population run (each writes its own eval.json) and summarizes each numeric metric
+  as mean, std (over members, ddof=0) and the members' values, in workdir/eval.json."""
+  workdir = pathlib.Path(workdir)
+  try:
+    info = json.loads((workdir / "population.json").read_text())
+    members = [workdir / m for m in info["members"]]
+  except (ValueError, KeyError, TypeError) as e:
+    raise UserError(f"{workdir / 'population.json'} is unreadable ({e}); it was left untouched") from e
+  results = [evaluate_run(m, **settings) for m in members]
+  first = results[0]
+  summary = {}
+  for name, value in first.items():
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and name not in ("step", "eval_s"):
+      values = [float(r[name]) for r in results]
+      summary[name] = {"mean": float(np.mean(values)), "std": float(np.std(values)), "values": values}
+  out = {"model": first["model"], "dataset": first["dataset"], "kind": first["kind"], "step": first["step"],
+         "population": len(results), "sweep": info.get("sweep", {}), "members": info["members"],
+         "settings": first["settings"], **summary, "eval_s": round(sum(r["eval_s"] for r in results), 1)}
+  if settings.get("write", True):
+    _write_json(workdir / "eval.json", out)
+  return out
 
 
 def load_samples(path) -> np.ndarray:

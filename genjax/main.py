@@ -94,8 +94,10 @@ def run_eval(args, rest) -> int:
                                  nll_examples=args.nll_examples, num_reference=args.num_reference,
                                  inception_weights=args.inception or None)
   shown = {k: result[k] for k in ("fid", "inception_fid", "classes_covered", "neg_elbo", "nll", "mse", "psnr") if k in result}
-  print(f"genjax: evaluated {result['model']} at step {result['step']}: "
-        + ", ".join(f"{k} {v:.4g}" for k, v in shown.items()) + f"; written to {args.workdir}/eval.json")
+  what = f"a population of {result['population']} " if "population" in result else ""
+  print(f"genjax: evaluated {what}{result['model']} at step {result['step']}: "
+        + ", ".join(f"{k} {v['mean']:.4g} ± {v['std']:.2g}" if isinstance(v, dict) else f"{k} {v:.4g}"
+                    for k, v in shown.items()) + f"; written to {args.workdir}/eval.json")
   return 0
 
 

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from genjax import checkpoint, data, models, parallel, pictures
+from genjax import checkpoint, data, models, parallel, pictures, population
 from genjax.state import compute_in
 from genjax import config as cfg
 from genjax.errors import UserError
@@ -105,9 +105,13 @@ def _flat(d, prefix=""):
 
 
 def check_workdir(workdir: pathlib.Path, resolved: dict) -> None:
-  """A workdir that has checkpoints only accepts a run of the same model on the same data."""
+  """A workdir that has checkpoints (its own, or its population members') only accepts a run of the same model on
+  the same data."""
   path = workdir / "config.json"
-  if not path.exists() or not any((workdir / "checkpoints").glob("[0-9]*")):
+  if not path.exists():
+    path = workdir / "population.json"
+  if not path.exists() or not any(workdir.glob("checkpoints/[0-9]*")) and not any(
+      workdir.glob("members/*/checkpoints/[0-9]*")):
     return
   try:
     old = _flat(json.loads(path.read_text())["config"])
@@ -223,37 +227,64 @@ def train(config, workdir, *, quiet: bool = False, family=None) -> Result:
                                                   if per_step != t.batch_size else "")
     raise UserError(f"{what} is larger than the {n} training examples")
   layout = parallel.plan(config.get("parallel", "auto"), per_step)
+  size, swept = population.size(config), population.sweep(config)
+  if size > 1 and layout.strategy != "none":
+    raise UserError(f"population={size} runs on one device for now; set parallel=none (got {layout.strategy})")
   main = parallel.is_main()
   workdir = pathlib.Path(workdir)
   resolved = config.to_dict()
   check_workdir(workdir, resolved)
+  # One run directory per member: a population's members are runs of their own for evaluation and the leaderboard.
+  dirs = [workdir] if size == 1 else [workdir / "members" / str(i) for i in range(size)]
+  views = [lambda s: s] if size == 1 else [functools.partial(population.take, i=i) for i in range(size)]
 
   init_rng, step_rng, sample_rng = jax.random.split(jax.random.PRNGKey(t.seed), 3)
   example = {"image": jnp.zeros((per_step, *ds.images.shape[1:]), jnp.float32),
              "label": jnp.zeros((per_step,), jnp.int32)}
   try:
-    state = family.init_state(init_rng, config, example)
+    init = functools.partial(family.init_state, config=config, example_batch=example)
+    state = init(init_rng) if size == 1 else population.init(init, init_rng, size)
   except ValueError as e:  # architecture/data mismatch, e.g. an image size the conv stack cannot halve
     raise UserError(f"cannot build {config.model.name} for images {ds.images.shape[1:]}: {e}") from e
-  state = layout.put(compute_in(state, config.get("dtype", "float32")))  # a checkpoint restores into these shardings, whatever device count wrote it
-  ckpts = checkpoint.Checkpoints(workdir / "checkpoints", t.max_to_keep)
-  start = ckpts.latest_step() or 0
+  # Placed before a restore, which reads into these shardings whatever device count wrote the checkpoint.
+  state = layout.put(compute_in(state, config.get("dtype", "float32")))
+  ckpts = [checkpoint.Checkpoints(d / "checkpoints", t.max_to_keep) for d in dirs]
+  starts = {c.latest_step() or 0 for c in ckpts}
+  if len(starts) > 1:
+    raise UserError(f"the members under {workdir / 'members'} have checkpoints of different steps {sorted(starts)}; "
+                    "use another WORKDIR")
+  start = starts.pop()
   if start:
-    state = ckpts.restore(state, start)
+    members = [c.restore(view(state), start) for c, view in zip(ckpts, views)]
+    state = members[0] if size == 1 else layout.put(population.stack(members))
   if main:
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "config.json").write_text(json.dumps(
-        {"config": resolved, "image_shape": list(ds.images.shape[1:]), "train_examples": n,
-         "devices": layout.devices, "processes": jax.process_count()}, indent=2))
+    for i, d in enumerate(dirs):
+      d.mkdir(parents=True, exist_ok=True)
+      own = resolved if size == 1 else population.member_config(config, i, swept).to_dict()
+      (d / "config.json").write_text(json.dumps(
+          {"config": own, "image_shape": list(ds.images.shape[1:]), "train_examples": n,
+           "devices": layout.devices, "processes": jax.process_count(),
+           **({} if size == 1 else {"member": i, "population": size})}, indent=2))
+    if size > 1:
+      (workdir / "population.json").write_text(json.dumps(
+          {"config": resolved, "population": size, "sweep": swept, "members": [str(d.relative_to(workdir))
+                                                                               for d in dirs]}, indent=2))
 
   k = steps_per_dispatch(config, family, start)
   traces = []
-  step_fn = functools.partial(family.train_step, **config.step)
+  static = {name: v for name, v in config.step.items() if name not in swept}
+  step_fn = functools.partial(family.train_step, **static)
+  if size > 1:
+    step_fn = population.step(step_fn, size, swept)
   run_chunk = layout.compile(make_chunk, step_fn, k, on_trace=lambda: traces.append(1))
   images, labels, step_rng = layout.put((ds.images, ds.labels, step_rng))
   x_test = data.load(config.data.name, "test").images[:t.num_samples // 2].astype(np.float32) / 255.0
 
-  log = _Log(workdir, start, t.steps, t.batch_size, quiet or not main, write=main)
+  logs = [_Log(d, start, t.steps, t.batch_size, quiet or not main or i > 0, write=main) for i, d in enumerate(dirs)]
+
+  def log_chunk(step, metrics, log_now):  # metrics [K] arrays, or [K, P] for a population
+    for i, log in enumerate(logs):
+      log.add(step, metrics if size == 1 else {name: v[:, i] for name, v in metrics.items()}, log_now)
   stop = []
   handlers = {s: signal.signal(s, lambda signum, _: stop.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
   pending, step, compile_s = None, start, 0.0
@@ -266,41 +297,47 @@ def train(config, workdir, *, quiet: bool = False, family=None) -> Result:
       if step == start + k:  # the first dispatch compiles; time it apart from training
         jax.block_until_ready(metrics)
         compile_s = time.perf_counter() - t0
-        log.restart_clock(step)
+        for log in logs:
+          log.restart_clock(step)
       if pending is not None:  # the previous chunk's metrics: the device is already busy with this one
-        log.add(*pending)
+        log_chunk(*pending)
       pending = (step, metrics, step % t.log_every == 0)
       save_now = step % t.checkpoint_every == 0 or step == t.steps or stop
       if save_now or step % t.sample_every == 0:
-        log.add(pending[0], jax.device_get(pending[1]), pending[2])
+        log_chunk(pending[0], jax.device_get(pending[1]), pending[2])
         pending = None
       if step % t.sample_every == 0 or step == t.steps:
-        save_pictures(family, state, workdir, step, sample_rng, t.num_samples, x_test, write=main)
+        for d, view in zip(dirs, views):
+          save_pictures(family, view(state), d, step, sample_rng, t.num_samples, x_test, write=main)
       if save_now:
         if not bool(_all_finite(state)):
           raise Diverged(f"parameters became non-finite by step {step}")
-        ckpts.save(step, state)
+        for c, view in zip(ckpts, views):
+          c.save(step, view(state))
       if stop:
         raise Interrupted(stop[0], step)
     if pending is not None:
-      log.add(pending[0], jax.device_get(pending[1]), pending[2])
+      log_chunk(pending[0], jax.device_get(pending[1]), pending[2])
   except Diverged as e:
-    raise Diverged(f"{e}; training stopped, last good checkpoint: step {ckpts.latest_step()}") from None
+    raise Diverged(f"{e}; training stopped, last good checkpoint: step {ckpts[0].latest_step()}") from None
   finally:
     for s, h in handlers.items():
       signal.signal(s, h)
-    ckpts.wait()
-    ckpts.close()
-    log.close()
+    for c in ckpts:
+      c.wait()
+      c.close()
+    for log in logs:
+      log.close()
   train_s = time.perf_counter() - t0 - compile_s
   measured = step - start - k
   result = Result(state, start, step, k, len(traces), compile_s, train_s,
                   measured * t.batch_size / train_s if measured > 0 and train_s > 0 else float("nan"))
   if main:
-    pictures.save_curves(workdir / "samples" / "curves.png", log.records,
-                         [n for n in log.records[-1] if n not in ("step",)] if log.records else [])
-    if step > start:
-      record_timing(workdir, result)
+    for d, log in zip(dirs, logs):
+      pictures.save_curves(d / "samples" / "curves.png", log.records,
+                           [n for n in log.records[-1] if n not in ("step",)] if log.records else [])
+      if step > start:
+        record_timing(d, result)
   return result
 
 

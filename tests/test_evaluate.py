@@ -230,3 +230,17 @@ def test_leaderboard_tables_every_run_and_reuses_fresh_results(feature_net, tmp_
   assert "Feature network" in text and "## Generators" in text and "## Autoencoders" in text
   monkeypatch.setattr(evaluate, "evaluate_run", lambda *a, **k: pytest.fail("re-evaluated a fresh result"))
   assert evaluate.leaderboard(root, **FAST, quiet=True) == text
+
+
+def test_population_members_are_scored_with_mean_and_std(feature_net, tmp_path):
+  c = small_config("vae_dense", steps=4, sample_every=4, checkpoint_every=4, log_every=4)
+  c.population, c.sweep = 2, "step.beta=0.5,2"
+  train.train(c, tmp_path / "pop", quiet=True)
+  result = evaluate.evaluate_run(tmp_path / "pop", **FAST)
+  assert result["population"] == 2 and result["sweep"] == {"beta": [0.5, 2.0]}
+  members = [json.loads((tmp_path / "pop" / "members" / str(i) / "eval.json").read_text()) for i in range(2)]
+  for key in ("fid", "neg_elbo", "nll"):
+    values = [m[key] for m in members]
+    assert result[key]["values"] == values
+    assert result[key]["mean"] == pytest.approx(np.mean(values)) and result[key]["std"] == pytest.approx(np.std(values))
+  assert json.loads((tmp_path / "pop" / "eval.json").read_text())["fid"] == result["fid"]
