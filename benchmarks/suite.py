@@ -42,13 +42,18 @@ HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from genjax import config as cfg  # noqa: E402
+from genjax import parallel, population  # noqa: E402
 from genjax.evaluate import cpu_name, environment  # noqa: E402
 from timing import timed  # noqa: E402 -- benchmarks/timing.py
 from genjax.models import MODELS  # noqa: E402
+from genjax.state import compute_in  # noqa: E402
 from genjax.train import examples_per_step, make_chunk  # noqa: E402
 
 BATCHES = (64, 128, 256, 512, 1024, 2048)
 MODES = {"step": 1, "scan16": 16}
+# The scale-out section (issue 6): data-parallel strategies side by side, and population cost, on these models.
+SCALE_MODELS = ("ae_dense", "vae_dense", "gan_mlp", "gan")
+POPULATIONS = (1, 4, 8, 16)
 POOL = 4096  # synthetic uint8 images resident on the device
 
 
@@ -96,44 +101,105 @@ class JaxModel:
     rng = np.random.default_rng(0)
     self.images = jnp.asarray(rng.integers(0, 256, (POOL, 28, 28, 1), dtype=np.uint8))
     self.labels = jnp.asarray(rng.integers(0, 10, (POOL,), dtype=np.int32))
-    example = {"image": jnp.zeros((2, 28, 28, 1)), "label": jnp.zeros((2,), jnp.int32)}
-    self.state = self.family.init_state(jax.random.PRNGKey(0), c, example)
+    self.example = {"image": jnp.zeros((2, 28, 28, 1)), "label": jnp.zeros((2,), jnp.int32)}
+    self.state = self.family.init_state(jax.random.PRNGKey(0), c, self.example)
 
-  def measure(self, mode: str, min_seconds: float) -> dict:
+  def measure(self, mode: str, min_seconds: float, dtype: str = "float32", strategy: str = "none",
+              members: int = 1) -> dict:
+    """The training loop's chunk as `make train` builds it: `strategy` lays it out (parallel.Plan), `dtype` is the
+    compute dtype, and `members` > 1 trains a vmapped population."""
     k = MODES[mode]
-    chunk = make_chunk(functools.partial(self.family.train_step, **self.config.step), k)
-    idx = jnp.asarray(np.random.default_rng(1).integers(0, POOL, (k, self.per_step), dtype=np.int32))
-    key = jax.random.PRNGKey(1)
+    step = functools.partial(self.family.train_step, **self.config.step)
+    state = self.state
+    if members > 1:
+      step = population.step(step, members, {})
+      init = functools.partial(self.family.init_state, config=self.config, example_batch=self.example)
+      state = population.init(init, jax.random.PRNGKey(0), members)
+    layout = parallel.plan(strategy, self.per_step)
+    fn = layout.compile(make_chunk, step, k)
+    # Copied: the chunk donates its state, and self.state serves the next measurement.
+    state = layout.put(jax.tree.map(jnp.copy, compute_in(state, dtype)))
+    images, labels, key = layout.put((self.images, self.labels, jax.random.PRNGKey(1)))
+    idx = layout.put_indices(np.random.default_rng(1).integers(0, POOL, (k, self.per_step), dtype=np.int32))
     t = time.perf_counter()
-    compiled = jax.jit(chunk, donate_argnums=0).lower(self.state, self.images, self.labels, idx, key).compile()
-    compile_s = time.perf_counter() - t
-    flops = _flops(compiled)
-    state = jax.tree.map(jnp.copy, self.state)  # donated below: keep self.state for the next mode
+    if hasattr(fn, "lower"):
+      compiled = fn.lower(state, images, labels, idx, key).compile()
+      compile_s, flops = time.perf_counter() - t, _flops(compiled)
+    else:  # pmap compiles on its first call: that call's time, less a dispatch's, is reported as compile time
+      compiled, flops = fn, None
+      state, metrics = compiled(state, images, labels, idx, key)
+      jax.block_until_ready(metrics)
+      compile_s = -(time.perf_counter() - t)
     for _ in range(2):  # warm-up
-      state, metrics = compiled(state, self.images, self.labels, idx, key)
+      state, metrics = compiled(state, images, labels, idx, key)
     jax.block_until_ready(metrics)
 
     def once():
       nonlocal state
-      state, m = compiled(state, self.images, self.labels, idx, key)
+      state, m = compiled(state, images, labels, idx, key)
       jax.block_until_ready(m)
 
     seconds, repeats = timed(once, min_seconds)
+    if compile_s < 0:
+      compile_s = max(-compile_s - seconds, 0.0)
     return {"images_per_sec": self.batch * k / seconds, "compile_s": compile_s, "repeats": repeats,
-            "flops_per_step": flops if k == 1 else None}
+            "flops_per_step": flops if k == 1 else None, "devices": layout.devices}
 
 
-def run(models, batches, modes, torch_modes, min_seconds: float, log=print) -> dict:
+def dispatch_mode(family) -> str:
+  """The mode `make train` uses (train.steps_per_dispatch's automatic choice)."""
+  return "step" if jax.default_backend() == "cpu" and getattr(family, "CONV", False) else "scan16"
+
+
+def scaleout(models, batch: int, strategies, populations, min_seconds: float, log=print) -> list[dict]:
+  """Issue 6's comparisons, at one batch in the dispatch mode `make train` uses: each data-parallel strategy beside
+  `none` (over every device: on a single device this is their overhead), and populations of P vmapped models beside
+  one. Population records count one member's images (train.batch_size per step); `cost_vs_p1` is the time of a
+  population step over the time of a single model's step (below P: cheaper than training them one after another)."""
+  out = []
+  for name in models:
+    m = JaxModel(name, batch)
+    mode = dispatch_mode(m.family)
+    base = {"model": name, "batch": batch, "mode": mode, "dtype": "float32", "device_kind": jax.devices()[0].device_kind}
+    single = None
+    for strategy in ["none", *strategies]:
+      r = m.measure(mode, min_seconds, strategy=strategy)
+      single = single or r["images_per_sec"]
+      out.append({**base, "section": "strategy", "strategy": strategy, "devices": r["devices"],
+                  "images_per_sec": r["images_per_sec"], "compile_s": r["compile_s"],
+                  "vs_none": r["images_per_sec"] / single})
+      log(f"{name:10s} batch {batch:5d} parallel={strategy:9s} on {r['devices']} device(s) "
+          f"{r['images_per_sec']:10.0f} images/s  ({out[-1]['vs_none']:.2f}x none)  compile {r['compile_s']:5.1f} s")
+    for p in populations:
+      r = m.measure(mode, min_seconds, members=p)
+      out.append({**base, "section": "population", "population": p, "devices": 1,
+                  "images_per_sec": r["images_per_sec"], "models_images_per_sec": p * r["images_per_sec"],
+                  "compile_s": r["compile_s"]})
+    one = next(o["images_per_sec"] for o in out if o["model"] == name and o.get("population") == 1)
+    for o in out:
+      if o["model"] == name and o["section"] == "population":
+        o["cost_vs_p1"] = one / o["images_per_sec"]
+        log(f"{name:10s} batch {batch:5d} population={o['population']:3d} {o['images_per_sec']:10.0f} images/s "
+            f"per model; a step costs {o['cost_vs_p1']:.2f}x one model's")
+  return out
+
+
+def run(models, batches, modes, torch_modes, min_seconds: float, log=print, dtypes=("float32",)) -> dict:
   device = jax.devices()[0]
   # Shared machines vary by tens of percent from minute to minute: the peak is measured again at the end and the
   # higher of the two is used, so pct_of_peak errs low rather than high.
   peak = matmul_peak(min_seconds=3.0)
+  peaks = {"float32": peak}
+  if "bfloat16" in dtypes:
+    peaks["bfloat16"] = matmul_peak(jnp.bfloat16, min_seconds=3.0)
   header = {"date": datetime.date.today().isoformat(), "device_kind": device.device_kind,
             "platform": jax.default_backend(), "devices": 1, "cpu": cpu_name(), "versions": versions(),
             "peak_gflops": peak, "peak_how": "fastest of repeated jitted float32 square matmuls "
             f"({2048 if jax.default_backend() == 'cpu' else 8192}^2), 2 n^3 flops"}
+  if "bfloat16" in peaks:
+    header["peak_bfloat16_gflops"] = peaks["bfloat16"]
   log(f"# {header['device_kind']} ({header['platform']}), {header['cpu']}; jax {jax.__version__}; "
-      f"float32 matmul peak {peak:.0f} GFLOP/s")
+      + ", ".join(f"{d} matmul peak {v:.0f} GFLOP/s" for d, v in peaks.items()))
   torch_ref = None
   if torch_modes:
     try:
@@ -153,18 +219,21 @@ def run(models, batches, modes, torch_modes, min_seconds: float, log=print) -> d
         continue
       here = []  # this model and batch's records
       flops_per_image = None
-      for mode in modes:
-        if MODES[mode] > 1 and jax.default_backend() == "cpu" and getattr(m.family, "CONV", False):
-          why = ("under lax.scan XLA:CPU runs conv weight gradients about 10x slower (ae at 128: 1045 -> 110 "
-                 "images/s), so make train runs conv models one step per dispatch on CPU")
-          not_run.append({"model": name, "batch": batch, "framework": "genjax", "mode": mode, "why": why})
-          log(f"{name:10s} batch {batch:5d} genjax   {mode:8s} not run: {why}")
-          continue
-        r = m.measure(mode, min_seconds)
-        if r["flops_per_step"] is not None:
-          flops_per_image = r["flops_per_step"] / batch
-        here.append({**base, "framework": "genjax", "mode": mode, "images_per_sec": r["images_per_sec"],
-                     "compile_s": r["compile_s"], "repeats": r["repeats"], "peak_memory_bytes": peak_memory()})
+      for dtype in dtypes:
+        for mode in modes:
+          if MODES[mode] > 1 and jax.default_backend() == "cpu" and getattr(m.family, "CONV", False):
+            why = ("under lax.scan XLA:CPU runs conv weight gradients about 10x slower (ae at 128: 1045 -> 110 "
+                   "images/s), so make train runs conv models one step per dispatch on CPU")
+            not_run.append({"model": name, "batch": batch, "framework": "genjax", "mode": mode, "dtype": dtype,
+                            "why": why})
+            log(f"{name:10s} batch {batch:5d} genjax   {mode:8s} {dtype} not run: {why}")
+            continue
+          r = m.measure(mode, min_seconds, dtype=dtype)
+          if r["flops_per_step"] is not None and dtype == "float32":
+            flops_per_image = r["flops_per_step"] / batch
+          here.append({**base, "dtype": dtype, "peak_gflops": peaks[dtype], "framework": "genjax", "mode": mode,
+                       "images_per_sec": r["images_per_sec"], "compile_s": r["compile_s"],
+                       "repeats": r["repeats"], "peak_memory_bytes": peak_memory()})
       if torch_ref is not None and name in torch_ref.MODELS:
         for tmode in torch_modes:
           try:
@@ -177,21 +246,24 @@ def run(models, batches, modes, torch_modes, min_seconds: float, log=print) -> d
           here.append({**base, "framework": "pytorch", "mode": tmode, "images_per_sec": r["images_per_sec"],
                        "compile_s": r["compile_s"], "repeats": r["repeats"], "peak_memory_bytes": None})
       # Every record of this model and batch gets the one-step program's FLOP count (PyTorch does the same work).
-      for rec in here:
+      for rec in here:  # against the peak of the record's own dtype
         rec["flops_per_image"] = flops_per_image
         rec["pct_of_peak"] = (None if flops_per_image is None
-                              else 100 * rec["images_per_sec"] * flops_per_image / (peak * 1e9))
+                              else 100 * rec["images_per_sec"] * flops_per_image / (rec["peak_gflops"] * 1e9))
       _ratios(here)
       records += here
       for rec in here:
         ratio = "".join(f"  {k[3:]} {rec[k]:.2f}x" for k in ("vs_pytorch_eager", "vs_pytorch_compile")
                         if rec.get(k) is not None)
         pct = f"{rec['pct_of_peak']:5.1f}%" if rec.get("pct_of_peak") is not None else "    —"
-        log(f"{name:10s} batch {batch:5d} {rec['framework']:8s} {rec['mode']:8s} {rec['images_per_sec']:10.0f} "
+        log(f"{name:10s} batch {batch:5d} {rec['framework']:8s} {rec['mode']:8s} {rec['dtype']:8s} "
+            f"{rec['images_per_sec']:10.0f} "
             f"images/s {pct} of peak  compile {rec['compile_s']:5.1f} s{ratio}")
   peak_end = matmul_peak(min_seconds=3.0)
   if peak_end > peak:
     for rec in records:
+      if rec["dtype"] != "float32":
+        continue
       rec["peak_gflops"] = peak_end
       if rec.get("pct_of_peak") is not None:
         rec["pct_of_peak"] *= peak / peak_end
@@ -204,7 +276,7 @@ def _ratios(here) -> None:
   """Adds vs_pytorch_<mode> to each genjax record among one model and batch's records."""
   torch = {r["mode"]: r["images_per_sec"] for r in here if r["framework"] == "pytorch"}
   for r in here:
-    if r["framework"] == "genjax":
+    if r["framework"] == "genjax" and r["dtype"] == "float32":  # PyTorch runs float32
       for mode in ("eager", "compile"):
         if mode in torch:
           r[f"vs_pytorch_{mode}"] = r["images_per_sec"] / torch[mode]
@@ -226,7 +298,8 @@ def summary(result: dict) -> str:
            "|---|---|---|---|---|---|---|---|---|---|---|"]
   keys = sorted({(r["model"], r["batch"]) for r in result["records"]})
   for model, batch in keys:
-    rs = {(r["framework"], r["mode"]): r for r in result["records"] if r["model"] == model and r["batch"] == batch}
+    rs = {(r["framework"], r["mode"]): r for r in result["records"]
+          if r["model"] == model and r["batch"] == batch and r["dtype"] == "float32"}
     g = [r for (fw, _), r in rs.items() if fw == "genjax"]
     best = max(g, key=lambda r: r["images_per_sec"]) if g else None
     cell = lambda key: f"{rs[key]['images_per_sec']:.0f}" if key in rs else "—"  # noqa: E731
@@ -241,6 +314,31 @@ def summary(result: dict) -> str:
   lines += ["", "images/s: median of timed dispatches after warm-up, float32, train.batch_size images per step. "
             "MFLOP/image: XLA's cost analysis of genjax's one-step program (the PyTorch models do the same "
             "arithmetic). — : not run (PyTorch: no reference model yet; scan16: conv models on CPU, see the JSON)."]
+  bf16 = [r for r in result["records"] if r["dtype"] == "bfloat16"]
+  if bf16:
+    lines += ["", f"## bfloat16 compute (parameters and optimizer state float32); bfloat16 matmul peak "
+              f"{result.get('peak_bfloat16_gflops', float('nan')):.0f} GFLOP/s", "",
+              "| model | batch | mode | float32 images/s | bfloat16 images/s | bf16 / f32 |", "|---|---|---|---|---|---|"]
+    for r in bf16:
+      f32 = next((q for q in result["records"] if q["framework"] == "genjax" and q["dtype"] == "float32" and
+                  (q["model"], q["batch"], q["mode"]) == (r["model"], r["batch"], r["mode"])), None)
+      lines.append(f"| {r['model']} | {r['batch']} | {r['mode']} | {f32['images_per_sec'] if f32 else float('nan'):.0f} "
+                   f"| {r['images_per_sec']:.0f} | "
+                   f"{r['images_per_sec'] / f32['images_per_sec'] if f32 else float('nan'):.2f} |")
+  scale = result.get("scaleout", [])
+  strategies = [r for r in scale if r["section"] == "strategy"]
+  if strategies:
+    lines += ["", "## Data-parallel strategies (float32, the dispatch mode make train uses)", "",
+              "| model | batch | mode | strategy | devices | images/s | vs none | compile s |", "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['model']} | {r['batch']} | {r['mode']} | {r['strategy']} | {r['devices']} | "
+              f"{r['images_per_sec']:.0f} | {r['vs_none']:.2f} | {r['compile_s']:.1f} |" for r in strategies]
+  pops = [r for r in scale if r["section"] == "population"]
+  if pops:
+    lines += ["", "## Population training: P models vmapped in one program (float32)", "",
+              "| model | batch | mode | P | images/s per model | images/s, all models | step cost vs P=1 |",
+              "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['model']} | {r['batch']} | {r['mode']} | {r['population']} | {r['images_per_sec']:.0f} | "
+              f"{r['models_images_per_sec']:.0f} | {r['cost_vs_p1']:.2f} |" for r in pops]
   return "\n".join(lines) + "\n"
 
 
@@ -253,6 +351,12 @@ def main(argv=None) -> int:
   p.add_argument("--torch", default="", help="PyTorch modes to run beside: eager, compile, or none; default both "
                  "(QUICK: eager, as torch.compile takes 2-30 s per model)")
   p.add_argument("--seconds", type=float, default=0.0, help="timing window per measurement")
+  p.add_argument("--dtypes", default="", help="compute dtypes; default float32,bfloat16 (QUICK on CPU: float32)")
+  p.add_argument("--strategies", default="jit,shard_map,pmap",
+                 help="data-parallel strategies timed beside parallel=none (none: skip the section)")
+  p.add_argument("--populations", default="", help="population sizes; default 1,4,8,16 (QUICK: 1,4)")
+  p.add_argument("--scale_models", default="", help=f"models of the scale-out section; default "
+                 f"{','.join(SCALE_MODELS)} (QUICK: ae_dense)")
   p.add_argument("--out_dir", default=str(HERE / "results"))
   a = p.parse_args(argv)
   models = a.models.split(",") if a.models else sorted(MODELS)
@@ -263,8 +367,17 @@ def main(argv=None) -> int:
   batches = [int(b) for b in a.batches.split(",")] if a.batches else ([128] if a.quick else list(BATCHES))
   torch_modes = [] if a.torch == "none" else (a.torch or ("eager" if a.quick else "eager,compile")).split(",")
   seconds = a.seconds or (1.0 if a.quick else 3.0)
+  cpu = jax.default_backend() == "cpu"
+  dtypes = a.dtypes.split(",") if a.dtypes else (["float32"] if a.quick and cpu else ["float32", "bfloat16"])
+  strategies = [] if a.strategies == "none" else a.strategies.split(",")
+  populations = [int(p) for p in a.populations.split(",")] if a.populations else (
+      [1, 4] if a.quick else list(POPULATIONS))
+  scale_models = a.scale_models.split(",") if a.scale_models else (
+      ["ae_dense"] if a.quick else [m for m in SCALE_MODELS if m in models])
   t0 = time.perf_counter()
-  result = run(models, batches, a.modes.split(","), torch_modes, seconds)
+  result = run(models, batches, a.modes.split(","), torch_modes, seconds, dtypes=dtypes)
+  result["scaleout"] = scaleout(scale_models, 128 if 128 in batches else batches[0], strategies, populations,
+                                seconds) if scale_models else []
   result["quick"] = a.quick
   result["wall_s"] = round(time.perf_counter() - t0, 1)
   out = pathlib.Path(a.out_dir)

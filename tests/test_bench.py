@@ -40,6 +40,30 @@ def test_a_quick_run_writes_records_with_every_field(tmp_path, capsys):
   assert "| ae_linear | 32 |" in (tmp_path / (path.stem + ".md")).read_text()
 
 
+def test_bfloat16_strategies_and_populations_are_recorded(tmp_path):
+  assert suite.main(["--models", "ae_linear", "--batches", "32", "--modes", "step", "--torch", "none",
+                     "--seconds", "0.05", "--dtypes", "float32,bfloat16", "--scale_models", "ae_linear",
+                     "--populations", "1,3", "--out_dir", str(tmp_path)]) == 0
+  [path] = tmp_path.glob("*.json")
+  result = json.loads(path.read_text())
+  assert {r["dtype"] for r in result["records"]} == {"float32", "bfloat16"}
+  assert result["peak_bfloat16_gflops"] > 0
+  [bf16] = [r for r in result["records"] if r["dtype"] == "bfloat16"]
+  assert bf16["peak_gflops"] == result["peak_bfloat16_gflops"] and "vs_pytorch_eager" not in bf16
+  scale = result["scaleout"]
+  strategies = {r["strategy"]: r for r in scale if r["section"] == "strategy"}
+  assert list(strategies) == ["none", "jit", "shard_map", "pmap"]
+  for r in strategies.values():
+    assert r["devices"] == jax.device_count() and r["images_per_sec"] > 0
+    assert math.isclose(r["vs_none"], r["images_per_sec"] / strategies["none"]["images_per_sec"])
+  pops = {r["population"]: r for r in scale if r["section"] == "population"}
+  assert sorted(pops) == [1, 3]
+  assert math.isclose(pops[3]["models_images_per_sec"], 3 * pops[3]["images_per_sec"])
+  assert math.isclose(pops[3]["cost_vs_p1"], pops[1]["images_per_sec"] / pops[3]["images_per_sec"])
+  md = (tmp_path / (path.stem + ".md")).read_text()
+  assert "## bfloat16 compute" in md and "| ae_linear | 32 | scan16 | pmap |" in md and "| ae_linear | 32 | scan16 | 3 |" in md
+
+
 def test_unknown_model_is_one_line_and_exit_2(tmp_path, capsys):
   assert suite.main(["--models", "nope", "--out_dir", str(tmp_path)]) == 2
   assert "unknown model 'nope'" in capsys.readouterr().err
