@@ -122,8 +122,10 @@ def run(argv) -> int:
   cfg.override(config, overrides)
   workdir = pathlib.Path(args.workdir or f"runs/{args.model}")
 
-  from genjax import train
+  from genjax import parallel, train
   result = train.train(config, workdir, quiet=args.quiet)
+  if not parallel.is_main():  # in a multi-process run, process 0 speaks for all
+    return 0
   print(f"genjax: trained {config.model.name} on {config.data.name} to step {result.steps} "
         f"({result.steps - result.start_step} steps this run) in {result.train_s + result.compile_s:.1f} s: "
         f"{result.images_per_sec:.0f} images/s after {result.compile_s:.1f} s compiling; outputs in {workdir}/")
