@@ -121,7 +121,9 @@ def base() -> ml_collections.ConfigDict:
   c.data = ml_collections.ConfigDict({"name": "mnist", "train_limit": 0})
   c.optim = ml_collections.ConfigDict({"name": "adam", "lr": 1e-3, "b1": 0.9, "b2": 0.999, "weight_decay": 0.0,
                                        "grad_clip": 0.0, "schedule": "constant", "warmup_steps": 0,
-                                       "decay_steps": 0})
+                                       "decay_steps": 0,
+                                       # the learning rate as part of the optimizer state (set for lr sweeps)
+                                       "inject_hyperparams": False})
   c.step = ml_collections.ConfigDict()
   # Scale-out (README "Scaling out"): data-parallel strategy, multi-process runtime, population, compute dtype.
   c.parallel = "auto"  # auto | none | jit | shard_map | pmap; auto is jit on several accelerators, else none

@@ -16,14 +16,17 @@ def make_tx(optim, lr: float | None = None) -> optax.GradientTransformation:
   elif optim.get("warmup_steps", 0) > 0:
     schedule = optax.linear_schedule(0.0, lr, optim.warmup_steps)
   name = optim.get("name", "adam")
+  # inject_hyperparams: the learning rate lives in the optimizer state, not in the transformation's closure, so the
+  # members of a population that sweeps optim.lr share one transformation (the same program) with their own rates.
+  inject = optax.inject_hyperparams if optim.get("inject_hyperparams", False) else (lambda f: f)
   if name == "adam":
-    opt = optax.adam(schedule, b1=optim.b1, b2=optim.b2)
+    opt = inject(optax.adam)(schedule, b1=optim.b1, b2=optim.b2)
   elif name == "adamw":
-    opt = optax.adamw(schedule, b1=optim.b1, b2=optim.b2, weight_decay=optim.weight_decay)
+    opt = inject(optax.adamw)(schedule, b1=optim.b1, b2=optim.b2, weight_decay=optim.weight_decay)
   elif name == "sgd":
-    opt = optax.sgd(schedule, momentum=optim.b1 or None)
+    opt = inject(optax.sgd)(schedule, momentum=optim.b1 or None)
   elif name == "rmsprop":  # b2: the squared-gradient decay; b1: momentum (0: none); eps outside the sqrt, as torch
-    opt = optax.rmsprop(schedule, decay=optim.b2, momentum=optim.b1 or None, eps_in_sqrt=False)
+    opt = inject(optax.rmsprop)(schedule, decay=optim.b2, momentum=optim.b1 or None, eps_in_sqrt=False)
   else:
     raise UserError(f"unknown optimizer optim.name='{name}'; expected adam, adamw, sgd or rmsprop")
   clip = optim.get("grad_clip", 0.0)

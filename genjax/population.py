@@ -19,38 +19,54 @@ def size(config) -> int:
 
 
 def sweep(config) -> dict[str, list[float]]:
-  """`sweep="step.beta=0.5,1,2,4"`: one value per member of a numeric `step` hyperparameter; {} without a sweep."""
+  """`sweep="step.beta=0.5,1,2,4"` or `"optim.lr=1e-4,3e-4"`: {"step.beta": [one value per member]}; {} without
+  a sweep."""
   text, p = config.get("sweep", ""), size(config)
   if not text:
     return {}
   if p == 1:
     raise UserError(f"sweep={text!r} needs population > 1 (one value per member)")
   key, sep, values = text.partition("=")
-  section, _, name = key.strip().partition(".")
-  if not sep or section != "step" or not name:
-    raise UserError(f"sweep={text!r} should look like step.<hyperparameter>=v1,v2,...")
+  key = key.strip()
+  section, _, name = key.partition(".")
+  if not sep or not (section == "step" and name or key == "optim.lr"):
+    raise UserError(f"sweep={text!r} should look like step.<hyperparameter>=v1,v2,... or optim.lr=v1,v2,...")
   # Floats only: an integer hyperparameter (d_steps, k) shapes the program, which one compile cannot vary.
-  if name not in config.step or not isinstance(config.step[name], float):
+  if section == "step" and (name not in config.step or not isinstance(config.step[name], float)):
     raise UserError(f"sweep: step.{name} is not a real-valued hyperparameter of this model "
                     f"(those are {[k for k, v in config.step.items() if isinstance(v, float)]})")
+  o = config.optim
+  if key == "optim.lr" and (o.get("schedule", "constant") != "constant" or o.get("warmup_steps", 0)):
+    raise UserError("sweep: optim.lr can be swept with a constant schedule only (optim.schedule=constant, "
+                    "optim.warmup_steps=0)")
   try:
     out = [float(v) for v in values.split(",")]
   except ValueError:
-    raise UserError(f"sweep: values of step.{name} must be numbers, got {values!r}") from None
+    raise UserError(f"sweep: values of {key} must be numbers, got {values!r}") from None
   if len(out) != p:
-    raise UserError(f"sweep: {len(out)} values of step.{name} for a population of {p}")
-  return {name: out}
+    raise UserError(f"sweep: {len(out)} values of {key} for a population of {p}")
+  if key == "optim.lr" and min(out) <= 0:
+    raise UserError(f"sweep: every optim.lr must be positive, got {values!r}")
+  return {key: out}
 
 
-def init(init_fn, rng, p: int):
-  """Stacks `p` states initialized from `p` keys split off `rng`."""
-  return jax.vmap(init_fn)(jax.random.split(rng, p))
+def init(init_fn, rng, p: int, configs=None):  # init_fn(rng, config=the run's config)
+  """Stacks `p` states initialized from `p` keys split off `rng`: by one vmapped init, or, given one config per
+  member (an optim.lr sweep), by an init per member whose arrays are stacked under member 0's structure (their
+  optimizers differ only in the learning rate, which inject_hyperparams keeps in the state)."""
+  keys = jax.random.split(rng, p)
+  if configs is None:
+    return jax.vmap(init_fn)(keys)
+  states = [init_fn(k, c) for k, c in zip(keys, configs)]
+  treedef = jax.tree.structure(states[0])
+  leaves = [jax.tree.leaves(s) for s in states]
+  return jax.tree.unflatten(treedef, [jnp.stack(a) for a in zip(*leaves)])
 
 
 def step(step_fn, p: int, swept: dict[str, list[float]]):
   """A train_step over the stacked state: member i draws from the i-th key split off the step's key and gets its
   swept values; all members see the same batch."""
-  values = {k: jnp.asarray(v, jnp.float32) for k, v in swept.items()}
+  values = {k[len("step."):]: jnp.asarray(v, jnp.float32) for k, v in swept.items() if k.startswith("step.")}
 
   def population_step(state, batch, rng, **kwargs):  # kwargs: axis_name under shard_map/pmap
     def one(s, key, hp):
@@ -74,6 +90,9 @@ def member_config(config, i: int, swept: dict[str, list[float]]):
   c = copy.deepcopy(config)
   with c.unlocked():
     c.population, c.sweep = 1, ""
-    for name, values in swept.items():
-      c.step[name] = values[i]
+    for key, values in swept.items():
+      section, name = key.split(".")
+      c[section][name] = values[i]
+      if key == "optim.lr":
+        c.optim.inject_hyperparams = True
   return c

@@ -242,8 +242,9 @@ def train(config, workdir, *, quiet: bool = False, family=None) -> Result:
   example = {"image": jnp.zeros((per_step, *ds.images.shape[1:]), jnp.float32),
              "label": jnp.zeros((per_step,), jnp.int32)}
   try:
-    init = functools.partial(family.init_state, config=config, example_batch=example)
-    state = init(init_rng) if size == 1 else population.init(init, init_rng, size)
+    init = lambda rng, c=config: family.init_state(rng, c, example)  # noqa: E731
+    members = [population.member_config(config, i, swept) for i in range(size)] if "optim.lr" in swept else None
+    state = init(init_rng) if size == 1 else population.init(init, init_rng, size, members)
   except ValueError as e:  # architecture/data mismatch, e.g. an image size the conv stack cannot halve
     raise UserError(f"cannot build {config.model.name} for images {ds.images.shape[1:]}: {e}") from e
   # Placed before a restore, which reads into these shardings whatever device count wrote the checkpoint.
@@ -272,7 +273,7 @@ def train(config, workdir, *, quiet: bool = False, family=None) -> Result:
 
   k = steps_per_dispatch(config, family, start)
   traces = []
-  static = {name: v for name, v in config.step.items() if name not in swept}
+  static = {name: v for name, v in config.step.items() if f"step.{name}" not in swept}
   step_fn = functools.partial(family.train_step, **static)
   if size > 1:
     step_fn = population.step(step_fn, size, swept)

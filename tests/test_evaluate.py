@@ -237,7 +237,7 @@ def test_population_members_are_scored_with_mean_and_std(feature_net, tmp_path):
   c.population, c.sweep = 2, "step.beta=0.5,2"
   train.train(c, tmp_path / "pop", quiet=True)
   result = evaluate.evaluate_run(tmp_path / "pop", **FAST)
-  assert result["population"] == 2 and result["sweep"] == {"beta": [0.5, 2.0]}
+  assert result["population"] == 2 and result["sweep"] == {"step.beta": [0.5, 2.0]}
   members = [json.loads((tmp_path / "pop" / "members" / str(i) / "eval.json").read_text()) for i in range(2)]
   for key in ("fid", "neg_elbo", "nll"):
     values = [m[key] for m in members]

@@ -16,25 +16,28 @@ from genjax.errors import UserError
 from genjax.models import MODELS
 
 
-@pytest.mark.parametrize("name,swept", [("vae_dense", {"beta": [0.5, 2.0, 4.0]}), ("gan_mlp", {})])
+@pytest.mark.parametrize("name,swept", [("vae_dense", {"step.beta": [0.5, 2.0, 4.0]}), ("gan_mlp", {}),
+                                        ("gan_mlp", {"optim.lr": [1e-4, 1e-3, 1e-2]})])
 def test_each_member_steps_as_if_alone(name, swept):
   """Three vmapped steps of a population of 3 equal, member by member, three steps of each member on its own key
-  and swept value."""
+  and swept value, built alone from its own config (for a learning rate: its own optimizer)."""
   config = cfg.load(cfg.EXPERIMENTS_DIR / f"{name}.py")
   family = MODELS[name]
   batch = {"image": jax.random.uniform(jax.random.PRNGKey(0), (16, 28, 28, 1)), "label": jnp.arange(16) % 10}
-  init = functools.partial(family.init_state, config=config, example_batch=batch)
-  stacked = population.init(init, jax.random.PRNGKey(1), 3)
-  static = {k: v for k, v in config.step.items() if k not in swept}
+  init = lambda rng, c=config: family.init_state(rng, c, batch)  # noqa: E731
+  configs = [population.member_config(config, i, swept) for i in range(3)]
+  stacked = population.init(init, jax.random.PRNGKey(1), 3, configs if "optim.lr" in swept else None)
+  static = {k: v for k, v in config.step.items() if f"step.{k}" not in swept}
   step = functools.partial(family.train_step, **static)
   pop_step = jax.jit(population.step(step, 3, swept))
-  alone = [population.take(stacked, i) for i in range(3)]
+  keys = jax.random.split(jax.random.PRNGKey(1), 3)
+  alone = [init(keys[i], configs[i]) for i in range(3)]
   for t in range(3):
     rng = jax.random.PRNGKey(10 + t)
     stacked, metrics = pop_step(stacked, batch, rng)
     keys = jax.random.split(rng, 3)
     for i in range(3):
-      hp = {k: v[i] for k, v in swept.items()}
+      hp = {k[len("step."):]: v[i] for k, v in swept.items() if k.startswith("step.")}
       alone[i], m = jax.jit(step)(alone[i], batch, keys[i], **hp)
       for k in m:
         np.testing.assert_allclose(metrics[k][i], m[k], rtol=2e-5, atol=1e-6)
@@ -52,7 +55,7 @@ def test_population_run_has_a_directory_per_member_and_resumes(tmp_path):
   r = train.train(c, tmp_path, quiet=True)
   assert r.compiles == 1 and jax.tree.leaves(r.state)[0].shape[0] == 2
   info = json.loads((tmp_path / "population.json").read_text())
-  assert info["population"] == 2 and info["sweep"] == {"beta": [0.5, 4.0]}
+  assert info["population"] == 2 and info["sweep"] == {"step.beta": [0.5, 4.0]}
   kls = []
   for i, beta in enumerate((0.5, 4.0)):
     member = tmp_path / "members" / str(i)
@@ -73,7 +76,8 @@ def test_population_run_has_a_directory_per_member_and_resumes(tmp_path):
 @pytest.mark.parametrize("population_size,sweep,message", [
     (1, "step.beta=1,2", "needs population > 1"),
     (2, "step.beta=1,2,3", "3 values of step.beta for a population of 2"),
-    (2, "optim.lr=1,2", "should look like step"),
+    (2, "optim.b1=0.5,0.9", "should look like step"),
+    (2, "optim.lr=0.1,0", "every optim.lr must be positive"),
     (2, "step.nope=1,2", "not a real-valued hyperparameter"),
     (2, "step.beta=a,b", "must be numbers"),
     (0, "", "population must be at least 1"),
