@@ -27,8 +27,8 @@ def initialize_distributed(enabled: bool) -> None:
   address = os.environ.get("GENJAX_COORDINATOR")
   if not (enabled or address) or _initialized():
     return
-  if os.environ.get("JAX_PLATFORMS", "").startswith("cpu") or _cpu_only():
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  # Only the CPU client reads this: harmless beside GPUs and TPUs, needed for CPU processes.
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
   kwargs = {}
   if address:
     try:
@@ -45,27 +45,13 @@ def initialize_distributed(enabled: bool) -> None:
 
 
 def _initialized() -> bool:
-  from jax._src import distributed  # the public API has no query; this attribute is stable since 0.4
-  return getattr(distributed.global_state, "client", None) is not None
+  return jax.distributed.is_initialized()
 
 
-def _cpu_only() -> bool:
-  # Asked before any backend starts (jax.devices() would start one and fix the collectives too early).
-  try:
-    import jax_cuda12_plugin  # noqa: F401
-    return False
-  except ImportError:
-    pass
-  try:
-    import jax_cuda13_plugin  # noqa: F401
-    return False
-  except ImportError:
-    pass
-  try:
-    import libtpu  # noqa: F401
-    return False
-  except ImportError:
-    return True
+def any_process(flag: bool) -> bool:
+  """Whether `flag` is set in any process (a small collective; every process must call it)."""
+  from jax.experimental import multihost_utils
+  return bool(np.any(multihost_utils.process_allgather(np.array(flag))))
 
 
 def is_main() -> bool:
@@ -115,7 +101,7 @@ class Plan:
   def put_indices(self, idx_KxB: np.ndarray):
     """Batch indices [K, B], the same on every process -> a global array sharded along B (each process feeds its
     own devices' shares)."""
-    if self.mesh is None:
+    if self.mesh is None or self.strategy == "pmap":  # pmap takes host indices and splits them itself
       return idx_KxB
     return _global(idx_KxB, NamedSharding(self.mesh, P(None, AXIS)))
 
@@ -162,15 +148,17 @@ def _global(x: np.ndarray, sharding):
   return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
 
 
-def plan(strategy: str, batch_size: int) -> Plan:
-  """The resolved strategy over all devices, after checking the batch divides among them."""
+def plan(strategy: str, examples: int, batch_size: int | None = None) -> Plan:
+  """The resolved strategy over all devices, after checking that a step's `examples` (and each of its minibatches
+  of `batch_size`, a GAN's critic updates) divide among them."""
   strategy = resolve(strategy)
   if strategy == "none":
     return Plan("none", None)
   n = jax.device_count()
-  if batch_size % n:
-    raise UserError(f"parallel={strategy}: the batch of {batch_size} examples per step does not divide over "
-                    f"{n} devices; use a train.batch_size divisible by {n}")
+  for what, size in (("examples per step", examples), ("train.batch_size", batch_size or examples)):
+    if size % n:
+      raise UserError(f"parallel={strategy}: {what} ({size}) do not divide over {n} devices; use a "
+                      f"train.batch_size divisible by {n}")
   if strategy == "pmap" and jax.process_count() > 1:
     raise UserError("parallel=pmap runs on one process's devices; across processes use jit or shard_map")
   return Plan(strategy, Mesh(np.array(jax.devices()), (AXIS,)))

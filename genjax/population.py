@@ -50,6 +50,25 @@ def sweep(config) -> dict[str, list[float]]:
   return {key: out}
 
 
+def check_layout(workdir, p: int) -> None:
+  """A workdir holds one run or one population: refuses to mix them, or to resume a population at another size."""
+  import json
+  import pathlib
+  workdir = pathlib.Path(workdir)
+  info = workdir / "population.json"
+  if p == 1 and info.exists():
+    raise UserError(f"{workdir} holds a population; train it with its population setting, or use another WORKDIR")
+  if p > 1 and any(workdir.glob("checkpoints/[0-9]*")):
+    raise UserError(f"{workdir} holds a single run's checkpoints; use another WORKDIR for population={p}")
+  if p > 1 and info.exists():
+    try:
+      old = json.loads(info.read_text())["population"]
+    except (ValueError, KeyError) as e:
+      raise UserError(f"{info} is unreadable; move the workdir aside or pick another WORKDIR") from e
+    if old != p:
+      raise UserError(f"{workdir} holds a population of {old}, not {p}; use another WORKDIR")
+
+
 def init(init_fn, rng, p: int, configs=None):  # init_fn(rng, config=the run's config)
   """Stacks `p` states initialized from `p` keys split off `rng`: by one vmapped init, or, given one config per
   member (an optim.lr sweep), by an init per member whose arrays are stacked under member 0's structure (their

@@ -57,10 +57,12 @@ def steps_per_dispatch(config, family, start_step: int = 0) -> int:
   steps and one compiled program serves the whole run.
   """
   t = config.train
-  k = t.steps_per_dispatch
-  if k == 0:
-    k = 1 if jax.default_backend() == "cpu" and getattr(family, "CONV", False) else 16
+  k = t.steps_per_dispatch or default_steps_per_dispatch(family)
   return math.gcd(k, t.steps, t.log_every, t.sample_every, t.checkpoint_every, start_step)
+
+
+def default_steps_per_dispatch(family) -> int:
+  return 1 if jax.default_backend() == "cpu" and getattr(family, "CONV", False) else 16
 
 
 def make_chunk(step_fn, k: int, constrain=lambda batch: batch):
@@ -226,14 +228,22 @@ def train(config, workdir, *, quiet: bool = False, family=None) -> Result:
     what = f"train.batch_size={t.batch_size}" + (f" x {per_step // t.batch_size} updates per step"
                                                   if per_step != t.batch_size else "")
     raise UserError(f"{what} is larger than the {n} training examples")
-  layout = parallel.plan(config.get("parallel", "auto"), per_step)
   size, swept = population.size(config), population.sweep(config)
-  if size > 1 and layout.strategy != "none":
-    raise UserError(f"population={size} runs on one device for now; set parallel=none (got {layout.strategy})")
+  strategy = config.get("parallel", "auto")
+  if size > 1:
+    if strategy not in ("auto", "none"):
+      raise UserError(f"population={size} runs on one device for now; set parallel=none (got {strategy})")
+    strategy = "none"
+    for i in range(size):  # each member's swept value must be valid on its own
+      member = population.member_config(config, i, swept)
+      cfg.check(member)
+      family.validate(member)
+  layout = parallel.plan(strategy, per_step, t.batch_size)
   main = parallel.is_main()
   workdir = pathlib.Path(workdir)
   resolved = config.to_dict()
   check_workdir(workdir, resolved)
+  population.check_layout(workdir, size)
   # One run directory per member: a population's members are runs of their own for evaluation and the leaderboard.
   dirs = [workdir] if size == 1 else [workdir / "members" / str(i) for i in range(size)]
   views = [lambda s: s] if size == 1 else [functools.partial(population.take, i=i) for i in range(size)]
@@ -250,11 +260,8 @@ def train(config, workdir, *, quiet: bool = False, family=None) -> Result:
   # Placed before a restore, which reads into these shardings whatever device count wrote the checkpoint.
   state = layout.put(compute_in(state, config.get("dtype", "float32")))
   ckpts = [checkpoint.Checkpoints(d / "checkpoints", t.max_to_keep) for d in dirs]
-  starts = {c.latest_step() or 0 for c in ckpts}
-  if len(starts) > 1:
-    raise UserError(f"the members under {workdir / 'members'} have checkpoints of different steps {sorted(starts)}; "
-                    "use another WORKDIR")
-  start = starts.pop()
+  # The newest step every member has: members save one after another, so a crash can leave them a save apart.
+  start = max(set.intersection(*(set(c.all_steps()) for c in ckpts)), default=0)
   if start:
     members = [c.restore(view(state), start) for c, view in zip(ckpts, views)]
     state = members[0] if size == 1 else layout.put(population.stack(members))
@@ -285,7 +292,10 @@ def train(config, workdir, *, quiet: bool = False, family=None) -> Result:
 
   def log_chunk(step, metrics, log_now):  # metrics [K] arrays, or [K, P] for a population
     for i, log in enumerate(logs):
-      log.add(step, metrics if size == 1 else {name: v[:, i] for name, v in metrics.items()}, log_now)
+      try:
+        log.add(step, metrics if size == 1 else {name: v[:, i] for name, v in metrics.items()}, log_now)
+      except Diverged as e:
+        raise Diverged(f"members/{i}: {e}" if size > 1 else str(e)) from None
   stop = []
   handlers = {s: signal.signal(s, lambda signum, _: stop.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
   pending, step, compile_s = None, start, 0.0
@@ -293,7 +303,14 @@ def train(config, workdir, *, quiet: bool = False, family=None) -> Result:
   try:
     while step < t.steps:
       idx = layout.put_indices(data.batch_indices(t.seed, step, k, per_step, n))
-      state, metrics = run_chunk(state, images, labels, idx, step_rng)
+      try:
+        state, metrics = run_chunk(state, images, labels, idx, step_rng)
+      except jax.errors.ConcretizationTypeError as e:  # TracerBoolConversionError too
+        if not swept:
+          raise
+        raise UserError(f"sweep: {', '.join(swept)} decides the structure of {config.model.name}'s step (a Python "
+                        "branch on its value), so it cannot vary within one program; train those values as "
+                        "separate runs") from None
       step += k
       if step == start + k:  # the first dispatch compiles; time it apart from training
         jax.block_until_ready(metrics)
@@ -303,7 +320,12 @@ def train(config, workdir, *, quiet: bool = False, family=None) -> Result:
       if pending is not None:  # the previous chunk's metrics: the device is already busy with this one
         log_chunk(*pending)
       pending = (step, metrics, step % t.log_every == 0)
-      save_now = step % t.checkpoint_every == 0 or step == t.steps or stop
+      stopping = bool(stop)  # one reading per chunk: the handler may append at any moment
+      if jax.process_count() > 1:
+        # A signal reaches the processes at different chunks, and a save is collective: they agree at each log
+        # step (the same steps everywhere), so that all stop at the same one. Between them none acts on a signal.
+        stopping = parallel.any_process(stopping) if step % t.log_every == 0 or step == t.steps else False
+      save_now = step % t.checkpoint_every == 0 or step == t.steps or stopping
       if save_now or step % t.sample_every == 0:
         log_chunk(pending[0], jax.device_get(pending[1]), pending[2])
         pending = None
@@ -315,8 +337,8 @@ def train(config, workdir, *, quiet: bool = False, family=None) -> Result:
           raise Diverged(f"parameters became non-finite by step {step}")
         for c, view in zip(ckpts, views):
           c.save(step, view(state))
-      if stop:
-        raise Interrupted(stop[0], step)
+      if stopping:
+        raise Interrupted(stop[0] if stop else signal.SIGTERM, step)
     if pending is not None:
       log_chunk(pending[0], jax.device_get(pending[1]), pending[2])
   except Diverged as e:
@@ -338,12 +360,13 @@ def train(config, workdir, *, quiet: bool = False, family=None) -> Result:
       pictures.save_curves(d / "samples" / "curves.png", log.records,
                            [n for n in log.records[-1] if n not in ("step",)] if log.records else [])
       if step > start:
-        record_timing(d, result)
+        record_timing(d, result, size)
   return result
 
 
-def record_timing(workdir: pathlib.Path, result: Result) -> None:
-  """Adds this run's wall time to workdir/timing.json (summed over resumes), for the leaderboard."""
+def record_timing(workdir: pathlib.Path, result: Result, population_size: int = 1) -> None:
+  """Adds this run's wall time to workdir/timing.json (summed over resumes), for the leaderboard. A population's
+  members each record the whole population's time, and images/s per member."""
   path = workdir / "timing.json"
   old = json.loads(path.read_text()) if path.exists() else {}
   if old.get("steps") != result.start_step:  # the times on file are of another history
@@ -353,4 +376,5 @@ def record_timing(workdir: pathlib.Path, result: Result) -> None:
   path.write_text(json.dumps({
       "steps": result.steps, "train_s": round(old.get("train_s", 0.0) + result.train_s + result.compile_s, 1),
       "compile_s": round(old.get("compile_s", 0.0) + result.compile_s, 1), "images_per_sec": rate,
-      "devices": sorted(set(old.get("devices", [])) | {device})}, indent=2) + "\n")
+      "devices": sorted(set(old.get("devices", [])) | {device}),
+      **({"population": population_size} if population_size > 1 else {})}, indent=2) + "\n")

@@ -114,10 +114,15 @@ def test_batch_must_divide_over_devices(tmp_path):
   p = subprocess.run([sys.executable, "-c", (
       "import sys; sys.path.insert(0, '.'); from genjax import parallel\n"
       "from genjax.errors import UserError\n"
-      "try:\n  parallel.plan('jit', 33)\nexcept UserError as e:\n  print(e)")],
+      "for examples, batch in ((33, 33), (10, 5)):\n"
+      "  try:\n    parallel.plan('jit', examples, batch)\n  except UserError as e:\n    print(e)")],
       env={**os.environ, **env, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"},
       capture_output=True, text=True, timeout=120, cwd=HERE.parent)
-  assert "does not divide over 2 devices" in p.stdout, p.stderr[-2000:]
+  # a WGAN step of 5 critic updates on 5 examples each: 10 examples divide, each update's 5 do not
+  assert p.stdout.splitlines() == [
+      "parallel=jit: examples per step (33) do not divide over 2 devices; use a train.batch_size divisible by 2",
+      "parallel=jit: train.batch_size (5) do not divide over 2 devices; use a train.batch_size divisible by 2"], \
+      p.stdout + p.stderr[-2000:]
 
 
 def _free_port() -> int:

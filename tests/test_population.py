@@ -71,6 +71,26 @@ def test_population_run_has_a_directory_per_member_and_resumes(tmp_path):
   c.train.steps = 8
   r = train.train(c, tmp_path, quiet=True)
   assert (r.start_step, r.steps, r.compiles) == (4, 8, 1)
+  # a crash between two members' saves: the run resumes from the newest step both have
+  import shutil
+  shutil.rmtree(tmp_path / "members" / "1" / "checkpoints" / "8")
+  r = train.train(c, tmp_path, quiet=True)
+  assert (r.start_step, r.steps) == (4, 8)
+  # the workdir holds this population and no other layout
+  c.population, c.sweep = 3, "step.beta=1,2,3"
+  with pytest.raises(UserError, match="holds a population of 2, not 3"):
+    train.train(c, tmp_path, quiet=True)
+  c.population, c.sweep = 1, ""
+  with pytest.raises(UserError, match="holds a population; train it with its population setting"):
+    train.train(c, tmp_path, quiet=True)
+
+
+def test_sweeping_a_structural_hyperparameter_is_one_line(tmp_path):
+  """historical_averaging > 0 decides in Python whether the step keeps running means: it cannot vary in one program."""
+  c = small_config("gan_mlp", steps=2, log_every=2, sample_every=2, checkpoint_every=2)
+  c.population, c.sweep = 2, "step.historical_averaging=0,0.1"
+  with pytest.raises(UserError, match="decides the structure of gan_mlp's step"):
+    train.train(c, tmp_path, quiet=True)
 
 
 @pytest.mark.parametrize("population_size,sweep,message", [
@@ -81,6 +101,7 @@ def test_population_run_has_a_directory_per_member_and_resumes(tmp_path):
     (2, "step.nope=1,2", "not a real-valued hyperparameter"),
     (2, "step.beta=a,b", "must be numbers"),
     (0, "", "population must be at least 1"),
+    (2, "step.beta=-1,1", "step.beta must be >= 0"),  # each member's value is validated
 ])
 def test_bad_population_settings_are_one_line(tmp_path, population_size, sweep, message):
   c = small_config("vae_dense")
