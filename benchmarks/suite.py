@@ -362,6 +362,7 @@ def main(argv=None) -> int:
   p.add_argument("--scale_models", default="", help=f"models of the scale-out section; default "
                  f"{','.join(SCALE_MODELS)} (QUICK: ae_dense)")
   p.add_argument("--out_dir", default=str(HERE / "results"))
+  p.add_argument("--tag", default="", help="appended to the results' file name, e.g. scaleout")
   a = p.parse_args(argv)
   models = a.models.split(",") if a.models else sorted(MODELS)
   unknown = [m for m in models if m not in MODELS]
@@ -387,7 +388,7 @@ def main(argv=None) -> int:
   out = pathlib.Path(a.out_dir)
   out.mkdir(parents=True, exist_ok=True)
   device = result["device_kind"] if result["platform"] != "cpu" else f"cpu {result['cpu']}"
-  stem = f"{slug(device)}-{result['date']}{'-quick' if a.quick else ''}"
+  stem = f"{slug(device)}-{result['date']}{'-quick' if a.quick else ''}{'-' + slug(a.tag) if a.tag else ''}"
   (out / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
   (out / f"{stem}.md").write_text(summary(result))
   print(f"bench: {len(result['records'])} records in {result['wall_s']:.0f} s -> {out / stem}.json and .md")
