@@ -4,6 +4,8 @@ trained by `vmap` in one compiled program."""
 from __future__ import annotations
 
 import copy
+import json
+import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -52,8 +54,6 @@ def sweep(config) -> dict[str, list[float]]:
 
 def check_layout(workdir, p: int) -> None:
   """A workdir holds one run or one population: refuses to mix them, or to resume a population at another size."""
-  import json
-  import pathlib
   workdir = pathlib.Path(workdir)
   info = workdir / "population.json"
   if p == 1 and info.exists():

@@ -253,8 +253,8 @@ def train(config, workdir, *, quiet: bool = False, family=None) -> Result:
              "label": jnp.zeros((per_step,), jnp.int32)}
   try:
     init = lambda rng, c=config: family.init_state(rng, c, example)  # noqa: E731
-    members = [population.member_config(config, i, swept) for i in range(size)] if "optim.lr" in swept else None
-    state = init(init_rng) if size == 1 else population.init(init, init_rng, size, members)
+    configs = [population.member_config(config, i, swept) for i in range(size)] if "optim.lr" in swept else None
+    state = init(init_rng) if size == 1 else population.init(init, init_rng, size, configs)
   except ValueError as e:  # architecture/data mismatch, e.g. an image size the conv stack cannot halve
     raise UserError(f"cannot build {config.model.name} for images {ds.images.shape[1:]}: {e}") from e
   # Placed before a restore, which reads into these shardings whatever device count wrote the checkpoint.
@@ -263,8 +263,8 @@ def train(config, workdir, *, quiet: bool = False, family=None) -> Result:
   # The newest step every member has: members save one after another, so a crash can leave them a save apart.
   start = max(set.intersection(*(set(c.all_steps()) for c in ckpts)), default=0)
   if start:
-    members = [c.restore(view(state), start) for c, view in zip(ckpts, views)]
-    state = members[0] if size == 1 else layout.put(population.stack(members))
+    restored = [c.restore(view(state), start) for c, view in zip(ckpts, views)]
+    state = restored[0] if size == 1 else layout.put(population.stack(restored))
   if main:
     for i, d in enumerate(dirs):
       d.mkdir(parents=True, exist_ok=True)
@@ -305,7 +305,7 @@ def train(config, workdir, *, quiet: bool = False, family=None) -> Result:
       idx = layout.put_indices(data.batch_indices(t.seed, step, k, per_step, n))
       try:
         state, metrics = run_chunk(state, images, labels, idx, step_rng)
-      except jax.errors.ConcretizationTypeError as e:  # TracerBoolConversionError too
+      except jax.errors.ConcretizationTypeError:  # TracerBoolConversionError too; raised while tracing
         if not swept:
           raise
         raise UserError(f"sweep: {', '.join(swept)} decides the structure of {config.model.name}'s step (a Python "
