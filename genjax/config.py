@@ -12,6 +12,7 @@ import ml_collections
 from genjax.errors import UserError
 
 SECTIONS = ("model", "data", "optim", "step", "train")
+DTYPES = ("float32", "bfloat16")  # the top-level `dtype`: compute dtypes (state.compute_in)
 EXPERIMENTS_DIR = pathlib.Path(__file__).resolve().parents[1] / "experiments"
 
 
@@ -104,8 +105,8 @@ def check(config: ml_collections.ConfigDict) -> None:
   for name in [k for k in o.keys() if k == "lr" or k.startswith("lr_")]:
     if not o[name] > 0:
       raise UserError(f"optim.{name} must be positive, got {o[name]}")
-  if config.get("dtype", "float32") not in ("float32", "bfloat16"):
-    raise UserError(f"dtype must be float32 or bfloat16, got '{config.dtype}'")
+  if config.get("dtype", "float32") not in DTYPES:
+    raise UserError(f"dtype must be {' or '.join(DTYPES)}, got '{config.dtype}'")
   if t.get("steps_per_dispatch", 0) < 0:
     raise UserError("train.steps_per_dispatch must be 0 (auto) or positive")
 

@@ -25,7 +25,7 @@ def initialize_distributed(enabled: bool) -> None:
   collectives between processes run over gloo.
   """
   address = os.environ.get("GENJAX_COORDINATOR")
-  if not (enabled or address) or _initialized():
+  if not (enabled or address) or jax.distributed.is_initialized():
     return
   # Only the CPU client reads this: harmless beside GPUs and TPUs, needed for CPU processes.
   jax.config.update("jax_cpu_collectives_implementation", "gloo")
@@ -42,10 +42,6 @@ def initialize_distributed(enabled: bool) -> None:
     first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     raise UserError(f"distributed=true, but jax.distributed.initialize failed: {first}; outside SLURM, Cloud TPU "
                     "and MPI set GENJAX_COORDINATOR=host:port, GENJAX_NUM_PROCESSES and GENJAX_PROCESS_ID") from e
-
-
-def _initialized() -> bool:
-  return jax.distributed.is_initialized()
 
 
 def any_process(flag: bool) -> bool:

@@ -76,10 +76,7 @@ def init(init_fn, rng, p: int, configs=None):  # init_fn(rng, config=the run's c
   keys = jax.random.split(rng, p)
   if configs is None:
     return jax.vmap(init_fn)(keys)
-  states = [init_fn(k, c) for k, c in zip(keys, configs)]
-  treedef = jax.tree.structure(states[0])
-  leaves = [jax.tree.leaves(s) for s in states]
-  return jax.tree.unflatten(treedef, [jnp.stack(a) for a in zip(*leaves)])
+  return stack([init_fn(k, c) for k, c in zip(keys, configs)])
 
 
 def step(step_fn, p: int, swept: dict[str, list[float]]):
@@ -100,7 +97,10 @@ def take(tree, i: int):
 
 
 def stack(trees):
-  return jax.tree.map(lambda *a: jnp.stack(a), *trees)
+  """One state whose arrays stack those of `trees`, under the first tree's structure: members built from their own
+  configs carry different static optimizer closures, so their pytree definitions differ though their arrays match."""
+  leaves = [jax.tree.leaves(t) for t in trees]
+  return jax.tree.unflatten(jax.tree.structure(trees[0]), [jnp.stack(a) for a in zip(*leaves)])
 
 
 def member_config(config, i: int, swept: dict[str, list[float]]):

@@ -13,7 +13,7 @@ import numpy as np
 import optax
 from flax import struct
 
-DTYPES = ("float32", "bfloat16")
+from genjax.config import DTYPES
 
 
 class TrainState(struct.PyTreeNode):

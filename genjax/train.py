@@ -230,12 +230,13 @@ def train(config, workdir, *, quiet: bool = False, family=None) -> Result:
     raise UserError(f"{what} is larger than the {n} training examples")
   size, swept = population.size(config), population.sweep(config)
   strategy = config.get("parallel", "auto")
+  # What each member's run directory records, and what it would take to train that member alone.
+  member_configs = [population.member_config(config, i, swept) for i in range(size)] if size > 1 else []
   if size > 1:
     if strategy not in ("auto", "none"):
       raise UserError(f"population={size} runs on one device for now; set parallel=none (got {strategy})")
     strategy = "none"
-    for i in range(size):  # each member's swept value must be valid on its own
-      member = population.member_config(config, i, swept)
+    for member in member_configs:  # each member's swept value must be valid on its own
       cfg.check(member)
       family.validate(member)
   layout = parallel.plan(strategy, per_step, t.batch_size)
@@ -253,7 +254,8 @@ def train(config, workdir, *, quiet: bool = False, family=None) -> Result:
              "label": jnp.zeros((per_step,), jnp.int32)}
   try:
     init = lambda rng, c=config: family.init_state(rng, c, example)  # noqa: E731
-    configs = [population.member_config(config, i, swept) for i in range(size)] if "optim.lr" in swept else None
+    # An optim.lr sweep builds each member from its own config: the rate lives in its optimizer state.
+    configs = member_configs if "optim.lr" in swept else None
     state = init(init_rng) if size == 1 else population.init(init, init_rng, size, configs)
   except ValueError as e:  # architecture/data mismatch, e.g. an image size the conv stack cannot halve
     raise UserError(f"cannot build {config.model.name} for images {ds.images.shape[1:]}: {e}") from e
@@ -268,7 +270,7 @@ def train(config, workdir, *, quiet: bool = False, family=None) -> Result:
   if main:
     for i, d in enumerate(dirs):
       d.mkdir(parents=True, exist_ok=True)
-      own = resolved if size == 1 else population.member_config(config, i, swept).to_dict()
+      own = resolved if size == 1 else member_configs[i].to_dict()
       (d / "config.json").write_text(json.dumps(
           {"config": own, "image_shape": list(ds.images.shape[1:]), "train_examples": n,
            "devices": layout.devices, "processes": jax.process_count(),
