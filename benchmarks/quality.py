@@ -41,7 +41,7 @@ sys.path.insert(0, str(HERE.parent))
 from genjax import classifier, data, evaluate, metrics, train  # noqa: E402
 from genjax import config as cfg  # noqa: E402
 from genjax.errors import UserError  # noqa: E402
-from suite import slug  # noqa: E402 -- benchmarks/suite.py
+from suite import device_slug, where  # noqa: E402 -- benchmarks/suite.py
 
 METRICS = {"gan": "fid", "vae": "neg_elbo"}  # lower is better for both
 TARGETS = {"gan": 100.0, "vae": 110.0}
@@ -147,9 +147,8 @@ def run(models, targets: dict, *, every: int, max_steps: dict, workdir, settings
 
 def summary(result: dict) -> str:
   """Markdown: per model, whether and when the target was reached, then each evaluation."""
-  where = f"CPU: {result['cpu']}" if result["platform"] == "cpu" else f"{result['device_kind']} ({result['platform']})"
   s = result["settings"]
-  lines = [f"# Time to quality: {where}, {result['date']}{' (QUICK)' if result.get('quick') else ''}", "",
+  lines = [f"# Time to quality: {where(result)}, {result['date']}{' (QUICK)' if result.get('quick') else ''}", "",
            f"{result['device']}, {result['cpu']}; jax {result['versions']['jax']}. Evaluated every "
            f"{result['every']} training steps. FID: classifier features, {s['fid_samples']} samples against "
            f"{s['fid_reference']} test images. −ELBO: {s['elbo_examples']} binarized test images, {s['elbo_k']} "
@@ -188,8 +187,7 @@ def write(result: dict, out_dir) -> pathlib.Path:
   """<device>-<date>-quality[-quick].json and .md under out_dir; returns the .json path."""
   out = pathlib.Path(out_dir)
   out.mkdir(parents=True, exist_ok=True)
-  device = result["device_kind"] if result["platform"] != "cpu" else f"cpu {result['cpu']}"
-  stem = f"{slug(device)}-{result['date']}-quality{'-quick' if result.get('quick') else ''}"
+  stem = f"{device_slug(result)}-{result['date']}-quality{'-quick' if result.get('quick') else ''}"
   (out / f"{stem}.json").write_text(json.dumps(result, indent=1, default=float) + "\n")
   (out / f"{stem}.md").write_text(summary(result))
   return out / f"{stem}.json"

@@ -122,6 +122,7 @@ class JaxModel:
     images, labels, key = layout.put((self.images, self.labels, jax.random.PRNGKey(1)))
     idx = layout.put_indices(np.random.default_rng(1).integers(0, POOL, (k, self.per_step), dtype=np.int32))
     t = time.perf_counter()
+    first_call_s = None
     if hasattr(fn, "lower"):
       compiled = fn.lower(state, images, labels, idx, key).compile()
       compile_s, flops = time.perf_counter() - t, _flops(compiled)
@@ -129,7 +130,7 @@ class JaxModel:
       compiled, flops = fn, None
       state, metrics = compiled(state, images, labels, idx, key)
       jax.block_until_ready(metrics)
-      compile_s = -(time.perf_counter() - t)
+      first_call_s = time.perf_counter() - t
     for _ in range(2):  # warm-up
       state, metrics = compiled(state, images, labels, idx, key)
     jax.block_until_ready(metrics)
@@ -140,8 +141,8 @@ class JaxModel:
       jax.block_until_ready(m)
 
     seconds, repeats = timed(once, min_seconds)
-    if compile_s < 0:
-      compile_s = max(-compile_s - seconds, 0.0)
+    if first_call_s is not None:
+      compile_s = max(first_call_s - seconds, 0.0)
     return {"images_per_sec": self.batch * k / seconds, "compile_s": compile_s, "repeats": repeats,
             "flops_per_step": flops if k == 1 else None, "devices": layout.devices}
 
@@ -161,26 +162,22 @@ def scaleout(models, batch: int, strategies, populations, min_seconds: float, lo
     m = JaxModel(name, batch)
     mode = dispatch_mode(m.family)
     base = {"model": name, "batch": batch, "mode": mode, "dtype": "float32", "device_kind": jax.devices()[0].device_kind}
-    single = None
+    # parallel=none is also the population of one: the same program, measured once.
+    none = m.measure(mode, min_seconds)
     for strategy in ["none", *strategies]:
-      r = m.measure(mode, min_seconds, strategy=strategy)
-      single = single or r["images_per_sec"]
+      r = none if strategy == "none" else m.measure(mode, min_seconds, strategy=strategy)
       out.append({**base, "section": "strategy", "strategy": strategy, "devices": r["devices"],
                   "images_per_sec": r["images_per_sec"], "compile_s": r["compile_s"],
-                  "vs_none": r["images_per_sec"] / single})
+                  "vs_none": r["images_per_sec"] / none["images_per_sec"]})
       log(f"{name:10s} batch {batch:5d} parallel={strategy:9s} on {r['devices']} device(s) "
           f"{r['images_per_sec']:10.0f} images/s  ({out[-1]['vs_none']:.2f}x none)  compile {r['compile_s']:5.1f} s")
     for p in sorted({1, *populations}):
-      r = m.measure(mode, min_seconds, members=p)
+      r = none if p == 1 else m.measure(mode, min_seconds, members=p)
       out.append({**base, "section": "population", "population": p, "devices": 1,
                   "images_per_sec": r["images_per_sec"], "models_images_per_sec": p * r["images_per_sec"],
-                  "compile_s": r["compile_s"]})
-    one = next(o["images_per_sec"] for o in out if o["model"] == name and o.get("population") == 1)  # P=1 always runs
-    for o in out:
-      if o["model"] == name and o["section"] == "population":
-        o["cost_vs_p1"] = one / o["images_per_sec"]
-        log(f"{name:10s} batch {batch:5d} population={o['population']:3d} {o['images_per_sec']:10.0f} images/s "
-            f"per model; a step costs {o['cost_vs_p1']:.2f}x one model's")
+                  "compile_s": r["compile_s"], "cost_vs_p1": none["images_per_sec"] / r["images_per_sec"]})
+      log(f"{name:10s} batch {batch:5d} population={p:3d} {r['images_per_sec']:10.0f} images/s per model; a step "
+          f"costs {out[-1]['cost_vs_p1']:.2f}x one model's")
   return out
 
 
@@ -290,10 +287,19 @@ def slug(text: str) -> str:
   return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
+def device_slug(result: dict) -> str:
+  """The results' file-name prefix: the accelerator's kind, or on a CPU its model."""
+  return slug(result["device_kind"] if result["platform"] != "cpu" else f"cpu {result['cpu']}")
+
+
+def where(result: dict) -> str:
+  """The device a results file was measured on, for its title."""
+  return f"CPU: {result['cpu']}" if result["platform"] == "cpu" else f"{result['device_kind']} ({result['platform']})"
+
+
 def summary(result: dict) -> str:
   """Markdown: per model and batch, the best genjax mode, PyTorch eager and compiled, and the ratios."""
-  where = f"CPU: {result['cpu']}" if result["platform"] == "cpu" else f"{result['device_kind']} ({result['platform']})"
-  lines = [f"# Benchmarks: {where}, {result['date']}{' (QUICK)' if result.get('quick') else ''}", "",
+  lines = [f"# Benchmarks: {where(result)}, {result['date']}{' (QUICK)' if result.get('quick') else ''}", "",
            f"{result['cpu']}; jax {result['versions']['jax']}"
            + (f", torch {result['versions']['torch']}" if "torch" in result["versions"] else "")
            + f". Measured float32 matmul peak: {result['peak_gflops']:.0f} GFLOP/s. One device.", "",
@@ -387,8 +393,7 @@ def main(argv=None) -> int:
   result["wall_s"] = round(time.perf_counter() - t0, 1)
   out = pathlib.Path(a.out_dir)
   out.mkdir(parents=True, exist_ok=True)
-  device = result["device_kind"] if result["platform"] != "cpu" else f"cpu {result['cpu']}"
-  stem = f"{slug(device)}-{result['date']}{'-quick' if a.quick else ''}{'-' + slug(a.tag) if a.tag else ''}"
+  stem = f"{device_slug(result)}-{result['date']}{'-quick' if a.quick else ''}{'-' + slug(a.tag) if a.tag else ''}"
   (out / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
   (out / f"{stem}.md").write_text(summary(result))
   print(f"bench: {len(result['records'])} records in {result['wall_s']:.0f} s -> {out / stem}.json and .md")
