@@ -42,7 +42,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from genjax import config as cfg  # noqa: E402
-from genjax import parallel, population  # noqa: E402
+from genjax import parallel, population, xla  # noqa: E402
 from genjax.evaluate import cpu_name, environment  # noqa: E402
 from timing import timed  # noqa: E402 -- benchmarks/timing.py
 from genjax.models import MODELS  # noqa: E402
@@ -103,11 +103,12 @@ class JaxModel:
     self.labels = jnp.asarray(rng.integers(0, 10, (POOL,), dtype=np.int32))
     self.example = {"image": jnp.zeros((2, 28, 28, 1)), "label": jnp.zeros((2,), jnp.int32)}
     self.state = self.family.init_state(jax.random.PRNGKey(0), c, self.example)
+    self.ynn = c.get("xla_cpu_ynn", "dots")  # YNNPACK's share of the CPU program, as `make train` compiles it
 
   def measure(self, mode: str, min_seconds: float, dtype: str = "float32", strategy: str = "none",
-              members: int = 1) -> dict:
+              members: int = 1, ynn: str | None = None) -> dict:
     """The training loop's chunk as `make train` builds it: `strategy` lays it out (parallel.Plan), `dtype` is the
-    compute dtype, and `members` > 1 trains a vmapped population."""
+    compute dtype, `members` > 1 trains a vmapped population, and `ynn` overrides the config's xla_cpu_ynn."""
     k = MODES[mode]
     step = functools.partial(self.family.train_step, **self.config.step)
     state = self.state
@@ -116,7 +117,7 @@ class JaxModel:
       init = functools.partial(self.family.init_state, config=self.config, example_batch=self.example)
       state = population.init(init, jax.random.PRNGKey(0), members)
     layout = parallel.plan(strategy, self.per_step)
-    fn = layout.compile(make_chunk, step, k)
+    fn = layout.compile(make_chunk, step, k, compiler_options=xla.compiler_options(ynn or self.ynn))
     # Copied: the chunk donates its state, and self.state serves the next measurement.
     state = layout.put(jax.tree.map(jnp.copy, compute_in(state, dtype)))
     images, labels, key = layout.put((self.images, self.labels, jax.random.PRNGKey(1)))
@@ -220,8 +221,8 @@ def run(models, batches, modes, torch_modes, min_seconds: float, log=print, dtyp
       for dtype in dtypes:
         for mode in modes:
           if MODES[mode] > 1 and jax.default_backend() == "cpu" and getattr(m.family, "CONV", False):
-            why = ("under lax.scan XLA:CPU runs conv weight gradients about 10x slower (ae at 128: 1045 -> 110 "
-                   "images/s), so make train runs conv models one step per dispatch on CPU")
+            why = ("under lax.scan XLA:CPU runs conv models about 20x slower (ae at 128 with Eigen's convs: 3355 -> "
+                   "144 images/s), so make train runs conv models one step per dispatch on CPU")
             not_run.append({"model": name, "batch": batch, "framework": "genjax", "mode": mode, "dtype": dtype,
                             "why": why})
             log(f"{name:10s} batch {batch:5d} genjax   {mode:8s} {dtype} not run: {why}")
@@ -230,6 +231,7 @@ def run(models, batches, modes, torch_modes, min_seconds: float, log=print, dtyp
           if r["flops_per_step"] is not None and dtype == "float32":
             flops_per_image = r["flops_per_step"] / batch
           here.append({**base, "dtype": dtype, "peak_gflops": peaks[dtype], "framework": "genjax", "mode": mode,
+                       "xla_cpu_ynn": m.ynn if jax.default_backend() == "cpu" else None,
                        "images_per_sec": r["images_per_sec"], "compile_s": r["compile_s"],
                        "repeats": r["repeats"], "peak_memory_bytes": peak_memory()})
       if torch_ref is not None and name in torch_ref.MODELS:
@@ -324,6 +326,11 @@ def summary(result: dict) -> str:
   lines += ["", "images/s: median of timed dispatches after warm-up, float32, train.batch_size images per step. "
             "MFLOP/image: XLA's cost analysis of genjax's one-step program (the PyTorch models do the same "
             "arithmetic). — : not run (PyTorch: no reference model yet; scan16: conv models on CPU, see the JSON)."]
+  ynn = sorted({(r["xla_cpu_ynn"], r["model"]) for r in result["records"] if r.get("xla_cpu_ynn")})
+  if ynn:
+    by = {v: [m for w, m in ynn if w == v] for v, _ in ynn}
+    lines += ["", "XLA:CPU kernels (each experiment's `xla_cpu_ynn`, genjax/xla.py): "
+              + "; ".join(f"{v}: {', '.join(ms)}" for v, ms in by.items()) + "."]
   bf16 = [r for r in result["records"] if r["dtype"] == "bfloat16"]
   if bf16:
     lines += ["", f"## bfloat16 compute (parameters and optimizer state float32); bfloat16 matmul peak "
@@ -380,7 +387,12 @@ def main(argv=None) -> int:
   seconds = a.seconds or (1.0 if a.quick else 3.0)
   cpu = jax.default_backend() == "cpu"
   dtypes = a.dtypes.split(",") if a.dtypes else (["float32"] if a.quick and cpu else ["float32", "bfloat16"])
-  strategies = [] if a.strategies == "none" else a.strategies.split(",")
+  strategies = [] if a.strategies in ("", "none") else a.strategies.split(",")
+  bad = [st for st in strategies if st not in parallel.STRATEGIES or st == "none"]
+  if bad:  # checked before the run, not after an hour of it
+    print(f"bench: error: unknown strategy {bad[0]!r}; expected some of jit, shard_map, pmap, or none",
+          file=sys.stderr)
+    return 2
   populations = [int(p) for p in a.populations.split(",")] if a.populations else (
       [1, 4] if a.quick else list(POPULATIONS))
   scale_models = a.scale_models.split(",") if a.scale_models else (

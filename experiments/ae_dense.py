@@ -17,6 +17,7 @@ def get_config():
   c.model.dropout = 0.0  # rate of dropout on the input of the code layer (the pixels), training only
   c.optim.lr = 1e-2  # sigmoid units learn slowly: test MSE at 2000 steps 0.037 with lr 1e-3, 0.0205 with 1e-2
   c.step.loss = "mse"  # or bce
+  c.xla_cpu_ynn = "none"  # XLA:CPU: no YNNPACK; measured faster for this small model (genjax/xla.py)
   c.train.steps = 6000
   c.train.log_every = 200  # intervals that 8 divides: 8 steps per dispatch (see train.steps_per_dispatch)
   c.train.sample_every = 1000

@@ -19,6 +19,7 @@ def get_config():
   c.optim.lr = 3e-3
   c.optim.schedule = "cosine"
   c.optim.decay_steps = 10000
+  c.xla_cpu_ynn = "none"  # XLA:CPU: no YNNPACK; measured faster for this small model (genjax/xla.py)
   c.train.steps = 10000
   c.train.log_every = 400  # intervals that 16 divides: 16 steps per dispatch (see train.steps_per_dispatch)
   c.train.sample_every = 2000

@@ -13,6 +13,7 @@ from genjax.errors import UserError
 
 SECTIONS = ("model", "data", "optim", "step", "train")
 DTYPES = ("float32", "bfloat16")  # the top-level `dtype`: compute dtypes (state.compute_in)
+XLA_CPU_YNN = ("dots", "none", "all")  # the top-level `xla_cpu_ynn`: YNNPACK's share of a CPU program (genjax.xla)
 EXPERIMENTS_DIR = pathlib.Path(__file__).resolve().parents[1] / "experiments"
 
 
@@ -107,6 +108,8 @@ def check(config: ml_collections.ConfigDict) -> None:
       raise UserError(f"optim.{name} must be positive, got {o[name]}")
   if config.get("dtype", "float32") not in DTYPES:
     raise UserError(f"dtype must be {' or '.join(DTYPES)}, got '{config.dtype}'")
+  if config.get("xla_cpu_ynn", "dots") not in XLA_CPU_YNN:
+    raise UserError(f"xla_cpu_ynn must be one of {', '.join(XLA_CPU_YNN)}, got '{config.xla_cpu_ynn}'")
   if t.get("steps_per_dispatch", 0) < 0:
     raise UserError("train.steps_per_dispatch must be 0 (auto) or positive")
 
@@ -132,6 +135,8 @@ def base() -> ml_collections.ConfigDict:
   c.dtype = "float32"  # compute dtype: float32 | bfloat16 (parameters and optimizer state stay float32)
   c.population = 1  # P > 1: P models in one vmapped program, in WORKDIR/members/<i>/
   c.sweep = ""  # with population: "step.<name>=v1,...,vP", one value of a real hyperparameter per member
+  # XLA:CPU only: YNNPACK kernels for dots and reductions, with Eigen's convolutions (dots), none or all (genjax.xla).
+  c.xla_cpu_ynn = "dots"
   c.train = ml_collections.ConfigDict({
       "steps": 2000, "batch_size": 128, "seed": 0, "log_every": 50, "sample_every": 500,
       "checkpoint_every": 1000, "max_to_keep": 3, "num_samples": 64,

@@ -101,10 +101,11 @@ class Plan:
       return idx_KxB
     return _global(idx_KxB, NamedSharding(self.mesh, P(None, AXIS)))
 
-  def compile(self, chunk_fn, step_fn, k: int, on_trace=lambda: None):
+  def compile(self, chunk_fn, step_fn, k: int, on_trace=lambda: None, compiler_options=None):
     """jit of `chunk_fn(step, k)` (train.make_chunk) laid out by the strategy, donating the state.
 
-    Args: step_fn(state, batch, rng, axis_name=None), a family's train_step with its hyperparameters bound.
+    Args: step_fn(state, batch, rng, axis_name=None), a family's train_step with its hyperparameters bound;
+    compiler_options: XLA options for jax.jit (`genjax.xla.compiler_options`); jax.pmap takes none.
     """
     def traced(fn):
       def wrapper(*args):
@@ -113,14 +114,14 @@ class Plan:
       return wrapper
 
     if self.strategy == "none":
-      return jax.jit(traced(chunk_fn(step_fn, k)), donate_argnums=0)
+      return jax.jit(traced(chunk_fn(step_fn, k)), donate_argnums=0, compiler_options=compiler_options)
     repl, batch = P(), P(None, AXIS)
     if self.strategy == "jit":
       shard = NamedSharding(self.mesh, P(AXIS))
       chunk = chunk_fn(step_fn, k, constrain=lambda b: jax.lax.with_sharding_constraint(b, shard))
       s = self.replicated()
       return jax.jit(traced(chunk), in_shardings=(s, s, s, NamedSharding(self.mesh, batch), s),
-                     out_shardings=(s, s), donate_argnums=0)
+                     out_shardings=(s, s), donate_argnums=0, compiler_options=compiler_options)
     per_device = chunk_fn(functools.partial(step_fn, axis_name=AXIS), k)
     if self.strategy == "shard_map":
       # check_vma=False: with it on, the gradient of the replicated parameters would already be summed over the
@@ -128,7 +129,7 @@ class Plan:
       # n times the global batch's gradient. Off, the step sees its local gradient, as under pmap.
       mapped = jax.shard_map(per_device, mesh=self.mesh, in_specs=(repl, repl, repl, batch, repl),
                              out_specs=(repl, repl), check_vma=False)
-      return jax.jit(traced(mapped), donate_argnums=0)
+      return jax.jit(traced(mapped), donate_argnums=0, compiler_options=compiler_options)
     # pmap: the indices arrive as [K, B]; each device takes its [K, B / n] columns, as under shard_map.
     n = self.devices
     mapped = jax.pmap(traced(per_device), axis_name=AXIS, in_axes=(None, None, None, 0, None),

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from genjax import checkpoint, data, models, parallel, pictures, population
+from genjax import checkpoint, data, models, parallel, pictures, population, xla
 from genjax.state import compute_in
 from genjax import config as cfg
 from genjax.errors import UserError
@@ -286,7 +286,8 @@ def train(config, workdir, *, quiet: bool = False, family=None) -> Result:
   step_fn = functools.partial(family.train_step, **static)
   if size > 1:
     step_fn = population.step(step_fn, size, swept)
-  run_chunk = layout.compile(make_chunk, step_fn, k, on_trace=lambda: traces.append(1))
+  run_chunk = layout.compile(make_chunk, step_fn, k, on_trace=lambda: traces.append(1),
+                             compiler_options=xla.compiler_options(config.get("xla_cpu_ynn", "dots")))
   images, labels, step_rng = layout.put((ds.images, ds.labels, step_rng))
   x_test = data.load(config.data.name, "test").images[:t.num_samples // 2].astype(np.float32) / 255.0
 

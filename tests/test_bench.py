@@ -31,6 +31,8 @@ def test_a_quick_run_writes_records_with_every_field(tmp_path, capsys):
                 "flops_per_image", "pct_of_peak", "peak_gflops", "device_kind"):
       assert key in r, key
     assert r["images_per_sec"] > 0 and 0 < r["pct_of_peak"] < 100
+    # the experiment's XLA:CPU kernel choice (experiments/ae_linear.py: no YNNPACK) is what was timed
+    assert r["xla_cpu_ynn"] == ("none" if jax.default_backend() == "cpu" else None)
     # pct_of_peak is what images/s and FLOPs/image say it is
     assert math.isclose(r["pct_of_peak"], 100 * r["images_per_sec"] * r["flops_per_image"] / (r["peak_gflops"] * 1e9))
   # the linear AE's matmuls, each 2 x 784 x 16 flops per image: two forward, two weight gradients and the gradient
@@ -67,6 +69,10 @@ def test_bfloat16_strategies_and_populations_are_recorded(tmp_path):
 def test_unknown_model_is_one_line_and_exit_2(tmp_path, capsys):
   assert suite.main(["--models", "nope", "--out_dir", str(tmp_path)]) == 2
   assert "unknown model 'nope'" in capsys.readouterr().err
+  assert not list(tmp_path.iterdir())
+  # A bad strategy is caught before the run; an empty list skips the section.
+  assert suite.main(["--models", "ae_linear", "--strategies", "jit,nope", "--out_dir", str(tmp_path)]) == 2
+  assert "unknown strategy 'nope'" in capsys.readouterr().err
   assert not list(tmp_path.iterdir())
 
 

@@ -1,0 +1,57 @@
+"""Which XLA:CPU library kernels compile genjax's programs: the top-level config key `xla_cpu_ynn`.
+
+XLA:CPU hands dots, convolutions and reductions to YNNPACK by default (jaxlib 0.10). Its convolution kernels ran
+genjax's conv models far slower than XLA's Eigen convolutions: on the 2-core AMD EPYC at batch 128, the training
+step of the conv AE went from 2,048 to 3,305 images/s with YNNPACK's convolutions off, the conv VAE from 2,061 to
+3,359 and the DCGAN from 558 to 708. Dense models were unchanged by that, within noise, except three small ones
+that run faster with YNNPACK off altogether (ae_dense 105k -> 162k images/s, ae_linear 165k -> 251k, dae
+32k -> 36k), while the GANs and the other dense models ran 6-16% slower that way. So:
+
+- `dots` (the default): YNNPACK for dots and reductions, Eigen for convolutions;
+- `none`: no YNNPACK (the experiments of ae_dense, ae_linear and dae set this);
+- `all`: XLA's own default.
+
+The choice is a per-program compiler option (`jax.jit(..., compiler_options=...)`), not a process-wide XLA_FLAGS
+entry, so it touches only genjax's programs; a researcher can pass `compiler_options(...)` to their own `jax.jit`.
+It applies on the CPU backend only. A `--xla_cpu_experimental_ynn_fusion_type` in XLA_FLAGS wins over it, and a
+jaxlib that does not know the option compiles with its defaults.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+
+import jax
+
+OPTION = "xla_cpu_experimental_ynn_fusion_type"
+# The values of the DebugOptions' repeated LibraryFusionType field; jaxlib 0.10's default is individual dots,
+# individual convolutions and reductions.
+CPU_YNN = {
+    "dots": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE",
+    "none": "",
+    "all": None,
+}
+
+
+@functools.cache
+def _supported() -> bool:
+  """Whether this jaxlib accepts the option (an unknown one fails the compile instead of being ignored)."""
+  try:
+    jax.jit(lambda x: x + 1, compiler_options={OPTION: CPU_YNN["dots"]}).lower(1.0).compile()
+    return True
+  except Exception as e:  # noqa: BLE001 -- jaxlib raises its own runtime error types
+    logging.warning("genjax: this jaxlib does not take %s (%s); compiling with its defaults", OPTION,
+                    str(e).splitlines()[0][:200])
+    return False
+
+
+def compiler_options(ynn: str = "dots") -> dict | None:
+  """`compiler_options` for jax.jit: YNNPACK's share of a CPU program (`dots`, `none`, `all`), or None where
+  nothing is to be set (another backend, `all`, the user's own XLA_FLAGS, or a jaxlib without the option)."""
+  if ynn not in CPU_YNN:
+    raise ValueError(f"xla_cpu_ynn must be one of {', '.join(CPU_YNN)}, got '{ynn}'")
+  if CPU_YNN[ynn] is None or jax.default_backend() != "cpu" or OPTION in os.environ.get("XLA_FLAGS", ""):
+    return None
+  return {OPTION: CPU_YNN[ynn]} if _supported() else None
