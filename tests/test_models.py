@@ -97,6 +97,42 @@ def test_depth_to_space_places_channel_groups():
   np.testing.assert_array_equal(y[0, :, :, 0], [[0, 1, 4, 5], [2, 3, 6, 7]])
 
 
+def test_space_to_depth_inverts_depth_to_space():
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 6, 4, 3))
+  np.testing.assert_array_equal(nets.depth_to_space(nets.space_to_depth(x)), x)
+
+
+@pytest.mark.parametrize("c,f,size", [(1, 32, 28), (32, 64, 14), (8, 4, 6)])
+def test_conv_4x4_stride2_matches_xla_in_value_and_both_gradients(c, f, size):
+  """The encoders' CPU conv (space_to_depth forward for few channels and input gradient, XLA's weight gradient)
+  is the SAME 4x4 stride-2 conv, in all three passes."""
+  kx, kk, kd = jax.random.split(jax.random.PRNGKey(0), 3)
+  x = jax.random.normal(kx, (3, size, size, c))
+  kernel = jax.random.normal(kk, (4, 4, c, f)) / (4 * c ** 0.5)
+  dy = jax.random.normal(kd, (3, size // 2, size // 2, f))
+  ref = lambda x, k: jax.lax.conv_general_dilated(x, k, (2, 2), "SAME", dimension_numbers=nets.DN)  # noqa: E731
+  y_ref, vjp_ref = jax.vjp(ref, x, kernel)
+  y, vjp = jax.jit(lambda x, k: jax.vjp(nets.conv_4x4_stride2, x, k))(x, kernel)
+  np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5)
+  for got, want in zip(vjp(dy), vjp_ref(dy)):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+
+
+def test_conv_impls_agree_and_share_parameters():
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 14, 14, 3))
+  outs = {}
+  for impl in ("lax", "patches", "s2d", "auto"):
+    m = nets.Conv(5, (4, 4), strides=(2, 2), impl=impl)
+    variables = m.init(jax.random.PRNGKey(1), x)
+    outs[impl] = m.apply(variables, x)
+    assert jax.tree.map(jnp.shape, variables) == {"params": {"kernel": (4, 4, 3, 5), "bias": (5,)}}
+  for impl in ("patches", "s2d", "auto"):
+    np.testing.assert_allclose(outs[impl], outs["lax"], rtol=1e-5, atol=1e-5)
+  with pytest.raises(ValueError, match="even-sized"):
+    m = nets.Conv(5, (4, 4), strides=(2, 2), impl="s2d")
+    m.init(jax.random.PRNGKey(1), jnp.ones((1, 7, 7, 3)))
+
+
 def test_vae_kl_weight_and_noise():
   family, config, batch, state, _ = _setup("vae")
   rng = jax.random.PRNGKey(7)

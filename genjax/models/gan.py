@@ -45,7 +45,7 @@ class ConvTrunk(nn.Module):
   def __call__(self, x_BxHxWxC):
     h = x_BxHxWxC
     for f in self.features:
-      h = nn.leaky_relu(nn.Conv(f, (4, 4), strides=(2, 2), padding="SAME")(h), 0.2)
+      h = nn.leaky_relu(nets.Conv(f, (4, 4), strides=(2, 2))(h), 0.2)
     features = h.reshape(h.shape[0], -1)
     if self.minibatch_std:
       h = gans.minibatch_stddev(h)
