@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from genjax import config as cfg
+from genjax import xla
 from genjax.models import MODELS
 from genjax.train import make_chunk
 
@@ -31,7 +32,8 @@ def measure(name: str, batch: int, k: int, upsample: str, min_seconds: float = 5
   images = jnp.asarray(rng.integers(0, 256, (4096, 28, 28, 1), dtype=np.uint8))
   labels = jnp.asarray(rng.integers(0, 10, (4096,), dtype=np.int32))
   state = family.init_state(jax.random.PRNGKey(0), c, {"image": jnp.zeros((batch, 28, 28, 1))})
-  run = jax.jit(make_chunk(functools.partial(family.train_step, **c.step), k), donate_argnums=0)
+  run = jax.jit(make_chunk(functools.partial(family.train_step, **c.step), k), donate_argnums=0,
+                compiler_options=xla.compiler_options(c.get("xla_cpu_ynn", "dots")))  # as make train compiles it
   idx = jnp.asarray(rng.integers(0, 4096, (k, batch), dtype=np.int32))
   key = jax.random.PRNGKey(1)
   t = time.perf_counter()

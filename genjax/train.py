@@ -51,8 +51,9 @@ class Result:
 def steps_per_dispatch(config, family, start_step: int = 0) -> int:
   """Steps run by one dispatch (one `lax.scan`).
 
-  Measured on a 2-core CPU (jax 0.10.2, batch 128): under `lax.scan`, XLA:CPU runs conv weight gradients about
-  10x slower (DCGAN 266 -> 16 images/s; conv AE 1168 -> 106), so conv models dispatch one step at a time there.
+  Measured on a 2-core CPU (jax 0.10.2, batch 128): under `lax.scan`, XLA:CPU runs conv models 10-20x slower
+  (conv AE 3355 -> 144 images/s with Eigen's convs, 1168 -> 106 with YNNPACK's), so conv models dispatch one step
+  at a time there.
   Elsewhere scanning amortizes the dispatch. K divides every interval, so chunks end on log, sample and checkpoint
   steps and one compiled program serves the whole run.
   """
