@@ -10,10 +10,10 @@ import pathlib
 import ml_collections
 
 from genjax.errors import UserError
+from genjax.xla import CPU_YNN  # the values of the top-level `xla_cpu_ynn`
 
 SECTIONS = ("model", "data", "optim", "step", "train")
 DTYPES = ("float32", "bfloat16")  # the top-level `dtype`: compute dtypes (state.compute_in)
-XLA_CPU_YNN = ("dots", "none", "all")  # the top-level `xla_cpu_ynn`: YNNPACK's share of a CPU program (genjax.xla)
 EXPERIMENTS_DIR = pathlib.Path(__file__).resolve().parents[1] / "experiments"
 
 
@@ -108,8 +108,8 @@ def check(config: ml_collections.ConfigDict) -> None:
       raise UserError(f"optim.{name} must be positive, got {o[name]}")
   if config.get("dtype", "float32") not in DTYPES:
     raise UserError(f"dtype must be {' or '.join(DTYPES)}, got '{config.dtype}'")
-  if config.get("xla_cpu_ynn", "dots") not in XLA_CPU_YNN:
-    raise UserError(f"xla_cpu_ynn must be one of {', '.join(XLA_CPU_YNN)}, got '{config.xla_cpu_ynn}'")
+  if config.get("xla_cpu_ynn", "dots") not in CPU_YNN:
+    raise UserError(f"xla_cpu_ynn must be one of {', '.join(CPU_YNN)}, got '{config.xla_cpu_ynn}'")
   if t.get("steps_per_dispatch", 0) < 0:
     raise UserError("train.steps_per_dispatch must be 0 (auto) or positive")
 
