@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from genjax import config as cfg
+from genjax import xla
 from genjax.models import MODELS, nets
 
 B = 8
@@ -131,6 +132,66 @@ def test_conv_impls_agree_and_share_parameters():
   with pytest.raises(ValueError, match="even-sized"):
     m = nets.Conv(5, (4, 4), strides=(2, 2), impl="s2d")
     m.init(jax.random.PRNGKey(1), jnp.ones((1, 7, 7, 3)))
+
+
+@pytest.mark.parametrize("shape", [(16, 24), (4, 5, 5, 3)])
+def test_batch_norm_is_flax_batch_norm(shape):
+  """nets.BatchNorm (closed-form backward, sums as matmuls on CPU) against nn.BatchNorm: the same variables, outputs,
+  running statistics and gradients, in training and evaluation mode."""
+  import flax.linen as nn
+  kx, kd = jax.random.split(jax.random.PRNGKey(0))
+  x = 3.0 + 2.0 * jax.random.normal(kx, shape)
+  dy = jax.random.normal(kd, shape)
+  ours, ref = nets.BatchNorm(momentum=0.9), nn.BatchNorm(use_running_average=False, momentum=0.9)
+  variables = ours.init(jax.random.PRNGKey(1), x)
+  assert jax.tree.map(jnp.shape, variables) == jax.tree.map(jnp.shape, ref.init(jax.random.PRNGKey(1), x))
+  variables = {"params": {"scale": 1.0 + jax.random.normal(kd, shape[-1:]), "bias": jnp.arange(shape[-1]) / 7.0},
+               "batch_stats": variables["batch_stats"]}
+
+  def run(module, params, x):
+    y, upd = module.apply({**variables, "params": params}, x, mutable=["batch_stats"])
+    return y, upd["batch_stats"]
+
+  (y, stats), vjp = jax.vjp(lambda p, x: run(ours, p, x), variables["params"], x)
+  (y_ref, stats_ref), vjp_ref = jax.vjp(lambda p, x: run(ref, p, x), variables["params"], x)
+  np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5)
+  chex.assert_trees_all_close(stats, stats_ref, rtol=1e-5, atol=1e-5)
+  zeros = jax.tree.map(jnp.zeros_like, stats)
+  chex.assert_trees_all_close(vjp((dy, zeros)), vjp_ref((dy, zeros)), rtol=1e-4, atol=1e-4)
+  evaluated = nets.BatchNorm(use_running_average=True).apply({**variables, "batch_stats": stats}, x)
+  np.testing.assert_allclose(evaluated, nn.BatchNorm(use_running_average=True).apply(
+      {**variables, "batch_stats": stats}, x), rtol=1e-5, atol=1e-5)
+
+
+def test_batch_norm_train_gradient_of_its_statistics():
+  """batch_norm_train's custom backward also carries cotangents of its mean and var outputs, as autodiff of the
+  formula does."""
+  x = 1.0 + jax.random.normal(jax.random.PRNGKey(0), (32, 6))
+  scale, bias = jnp.linspace(0.5, 2.0, 6), jnp.linspace(-1.0, 1.0, 6)
+
+  def formula(x, scale, bias):
+    mean = jnp.mean(x, 0)
+    var = jnp.maximum(0.0, jnp.mean(x * x, 0) - mean * mean)
+    return (x - mean) * jax.lax.rsqrt(var + 1e-5) * scale + bias, mean, var
+
+  cts = tuple(jax.random.normal(jax.random.PRNGKey(i), s) for i, s in enumerate([(32, 6), (6,), (6,)]))
+  got = jax.vjp(lambda *a: nets.batch_norm_train(*a, 1e-5), x, scale, bias)[1](cts)
+  want = jax.vjp(formula, x, scale, bias)[1](cts)
+  chex.assert_trees_all_close(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_batch_norm_sums_are_matmuls_on_cpu():
+  """On CPU the statistics and the backward pass's sums compile to dots. Compiled as `gan` is (xla_cpu_ynn none),
+  nn.BatchNorm's reductions become XLA:CPU's slow reduce-windows."""
+  if jax.default_backend() != "cpu":
+    pytest.skip("CPU compilation")
+  m = nets.BatchNorm()
+  x = jnp.ones((128, 7, 7, 64))
+  variables = m.init(jax.random.PRNGKey(0), x)
+  loss = lambda p, x: jnp.sum(m.apply({**variables, "params": p}, x, mutable=["batch_stats"])[0] ** 2)  # noqa: E731
+  lowered = jax.jit(jax.grad(loss, argnums=(0, 1))).lower(variables["params"], x)
+  hlo = lowered.compile(xla.compiler_options("none")).as_text()
+  assert "reduce-window" not in hlo and " dot(" in hlo
 
 
 def test_vae_kl_weight_and_noise():

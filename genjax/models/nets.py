@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import flax.linen as nn
@@ -112,6 +113,82 @@ class Conv(nn.Module):
     if self.use_bias:
       y = y + self.param("bias", nn.initializers.zeros, (self.features,))
     return y
+
+
+def channel_sums(x_NxC):
+  """[N, C] -> [C], the sum over rows. On CPU a matmul with a row of ones: XLA:CPU (YNNPACK off) splits a long
+  reduction into a reduce-window and a reduce, which ran the DCGAN's BatchNorm sums at a few GB/s (2-core EPYC,
+  batch 128: 21 of 167 ms per step in the trace; the step 5-6% faster with `BatchNorm` below)."""
+  if jax.default_backend() == "cpu":
+    return jnp.ones((x_NxC.shape[0],), x_NxC.dtype) @ x_NxC
+  return jnp.sum(x_NxC, axis=0)
+
+
+def _bn_stats(x2, eps):
+  mean, mean2 = channel_sums(x2) / x2.shape[0], channel_sums(x2 * x2) / x2.shape[0]
+  var = jnp.maximum(0.0, mean2 - mean * mean)
+  return mean, var, jax.lax.rsqrt(var + eps)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def batch_norm_train(x_NxC, scale, bias, eps):
+  """BatchNorm of rows [N, C] on their own statistics, as Flax's nn.BatchNorm computes it (float32 statistics,
+  var = E[x^2] - E[x]^2 clipped at 0): returns (y, mean, var). Both passes make their per-channel sums with
+  `channel_sums`, and the backward pass is the closed form
+  dx = scale / std * (dy - mean(dy) - xhat mean(dy xhat)) (plus the terms of the mean and var outputs)."""
+  mean, var, rstd = _bn_stats(x_NxC, eps)
+  return (x_NxC - mean) * (rstd * scale) + bias, mean, var
+
+
+def _bn_fwd(x, scale, bias, eps):
+  mean, var, rstd = _bn_stats(x, eps)
+  return ((x - mean) * (rstd * scale) + bias, mean, var), (x, mean, rstd, scale)
+
+
+def _bn_bwd(eps, res, cts):
+  x, mean, rstd, scale = res
+  dy, dmean, dvar = cts
+  n = x.shape[0]
+  xhat = (x - mean) * rstd
+  dbias, dscale = channel_sums(dy), channel_sums(dy * xhat)
+  dx = (scale * rstd) * (dy - dbias / n - xhat * (dscale / n)) + dmean / n + (2.0 / n) * dvar * (x - mean)
+  return dx, dscale, dbias
+
+
+batch_norm_train.defvjp(_bn_fwd, _bn_bwd)
+
+
+class BatchNorm(nn.Module):
+  """nn.BatchNorm over every axis but the last, with its variables (params `scale`, `bias`; batch_stats `mean`,
+  `var`), defaults and updates, so checkpoints move between the two. In training mode on one device it runs
+  `batch_norm_train`; with `axis_name` (statistics over devices) it computes as nn.BatchNorm does."""
+  use_running_average: bool = False
+  momentum: float = 0.99
+  epsilon: float = 1e-5
+  axis_name: str | None = None
+
+  @nn.compact
+  def __call__(self, x):
+    c = x.shape[-1]
+    ra_mean = self.variable("batch_stats", "mean", lambda s: jnp.zeros(s, jnp.float32), (c,))
+    ra_var = self.variable("batch_stats", "var", lambda s: jnp.ones(s, jnp.float32), (c,))
+    scale = self.param("scale", nn.initializers.ones, (c,))
+    bias = self.param("bias", nn.initializers.zeros, (c,))
+    out_dtype = jnp.result_type(x, scale, bias)
+    x2 = x.reshape(-1, c).astype(jnp.promote_types(x.dtype, jnp.float32))
+    if self.use_running_average:
+      y = (x2 - ra_mean.value) * (jax.lax.rsqrt(ra_var.value + self.epsilon) * scale) + bias
+    else:
+      if self.axis_name is None or self.is_initializing():
+        y, mean, var = batch_norm_train(x2, scale, bias, self.epsilon)
+      else:
+        stats = jax.lax.pmean(jnp.stack([jnp.mean(x2, 0), jnp.mean(x2 * x2, 0)]), self.axis_name)
+        mean, var = stats[0], jnp.maximum(0.0, stats[1] - stats[0] * stats[0])
+        y = (x2 - mean) * (jax.lax.rsqrt(var + self.epsilon) * scale) + bias
+      if not self.is_initializing():
+        ra_mean.value = self.momentum * ra_mean.value + (1 - self.momentum) * mean
+        ra_var.value = self.momentum * ra_var.value + (1 - self.momentum) * var
+    return y.reshape(x.shape).astype(out_dtype)
 
 
 def max_pool_2x2(x_BxHxWxC):
