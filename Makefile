@@ -13,6 +13,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
+# XLA:CPU allocates each step's temporary buffer anew; glibc maps a block over 32 MB fresh every time and faults
+# in its 4 KiB pages one by one. Transparent huge pages for malloc: the DCGAN step 15% faster (genjax/xla.py).
+export GLIBC_TUNABLES ?= glibc.malloc.hugetlb=1
+
 .PHONY: train experiment classifier eval leaderboard bench test test-slow test-distributed venv clean-venv
 
 venv: $(STAMP)

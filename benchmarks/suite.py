@@ -193,12 +193,15 @@ def run(models, batches, modes, torch_modes, min_seconds: float, log=print, dtyp
     peaks["bfloat16"] = matmul_peak(jnp.bfloat16, min_seconds=peak_s)
   header = {"date": datetime.date.today().isoformat(), "device_kind": device.device_kind,
             "platform": jax.default_backend(), "devices": 1, "cpu": cpu_name(), "versions": versions(),
+            "malloc": xla.host_malloc(),
             "peak_gflops": peak, "peak_how": "fastest of repeated jitted float32 square matmuls "
             f"({2048 if jax.default_backend() == 'cpu' else 8192}^2), 2 n^3 flops"}
   if "bfloat16" in peaks:
     header["peak_bfloat16_gflops"] = peaks["bfloat16"]
   log(f"# {header['device_kind']} ({header['platform']}), {header['cpu']}; jax {jax.__version__}; "
-      + ", ".join(f"{d} matmul peak {v:.0f} GFLOP/s" for d, v in peaks.items()))
+      + ", ".join(f"{d} matmul peak {v:.0f} GFLOP/s" for d, v in peaks.items()) + f"; malloc {header['malloc']}")
+  if header["platform"] == "cpu" and header["malloc"] == "default" and sys.platform.startswith("linux"):
+    log(f"# note: GLIBC_TUNABLES={xla.MALLOC_TUNABLE} (as `make bench` sets) makes large-batch CPU steps faster")
   torch_ref = None
   if torch_modes:
     try:
@@ -304,7 +307,8 @@ def summary(result: dict) -> str:
   lines = [f"# Benchmarks: {where(result)}, {result['date']}{' (QUICK)' if result.get('quick') else ''}", "",
            f"{result['cpu']}; jax {result['versions']['jax']}"
            + (f", torch {result['versions']['torch']}" if "torch" in result["versions"] else "")
-           + f". Measured float32 matmul peak: {result['peak_gflops']:.0f} GFLOP/s. One device.", "",
+           + f". Measured float32 matmul peak: {result['peak_gflops']:.0f} GFLOP/s. One device."
+           + (f" malloc: {result['malloc']} (genjax/xla.py)." if "malloc" in result else ""), "",
            "| model | batch | genjax step | genjax scan16 | PyTorch eager | torch.compile | best genjax / eager | "
            "best genjax / compile | MFLOP/image | % of peak (best) | compile s |",
            "|---|---|---|---|---|---|---|---|---|---|---|"]

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from genjax import checkpoint, classifier, data, inception, metrics, models, pictures, train
+from genjax import checkpoint, classifier, data, inception, metrics, models, pictures, train, xla
 from genjax.errors import UserError
 
 NUM_SAMPLES = 10000
@@ -301,7 +301,7 @@ def environment() -> dict:
                        "optax": optax.__version__, "orbax-checkpoint": orbax.checkpoint.__version__,
                        "numpy": np.__version__},
           "device": f"{jax.device_count()} x {jax.devices()[0].device_kind} ({jax.default_backend()})",
-          "cpu": cpu_name()}
+          "cpu": cpu_name(), "malloc": xla.host_malloc()}
 
 
 def cpu_name() -> str:

@@ -14,6 +14,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "benchmarks"))
 import suite  # noqa: E402
 
 from genjax import config as cfg  # noqa: E402
+from genjax import xla  # noqa: E402
 from genjax.models import MODELS  # noqa: E402
 
 
@@ -25,6 +26,7 @@ def test_a_quick_run_writes_records_with_every_field(tmp_path, capsys):
   assert path.name.startswith(suite.slug(jax.devices()[0].device_kind))  # on CPU followed by the CPU's model
   assert result["device_kind"] == jax.devices()[0].device_kind and result["peak_gflops"] > 0
   assert result["cpu"] and result["versions"]["jax"] == jax.__version__
+  assert result["malloc"] == xla.host_malloc()
   assert {(r["mode"], r["batch"]) for r in result["records"]} == {("step", 32), ("scan16", 32)}
   for r in result["records"]:
     for key in ("model", "framework", "mode", "batch", "dtype", "devices", "images_per_sec", "compile_s",

@@ -1,6 +1,7 @@
 """`xla_cpu_ynn`: which XLA:CPU library kernels compile the training programs (genjax/xla.py)."""
 
 import functools
+import pathlib
 import re
 
 import jax
@@ -82,3 +83,17 @@ def test_train_compiles_with_the_configs_option(tmp_path, monkeypatch):
   train.train(c, tmp_path / "run", quiet=True)
   assert seen == [xla.compiler_options("none")]
   assert jax.default_backend() != "cpu" or seen == [{xla.OPTION: ""}]
+
+
+def test_host_malloc_reads_glibc_tunables(monkeypatch):
+  for value, want in [("", "default"), ("glibc.malloc.hugetlb=1", "hugetlb"),
+                      ("glibc.malloc.arena_max=2:glibc.malloc.hugetlb=2", "hugetlb"),
+                      ("glibc.malloc.hugetlb=0", "default")]:
+    monkeypatch.setenv("GLIBC_TUNABLES", value)
+    assert xla.host_malloc() == want, value
+
+
+def test_makefile_exports_the_malloc_tunable():
+  """make's recipes (train, bench, test) run with the huge-page malloc that genjax/xla.py measured."""
+  makefile = (pathlib.Path(__file__).parents[1] / "Makefile").read_text()
+  assert f"export GLIBC_TUNABLES ?= {xla.MALLOC_TUNABLE}" in makefile
