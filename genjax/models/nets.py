@@ -136,8 +136,7 @@ def batch_norm_train(x_NxC, scale, bias, eps):
   var = E[x^2] - E[x]^2 clipped at 0): returns (y, mean, var). Both passes make their per-channel sums with
   `channel_sums`, and the backward pass is the closed form
   dx = scale / std * (dy - mean(dy) - xhat mean(dy xhat)) (plus the terms of the mean and var outputs)."""
-  mean, var, rstd = _bn_stats(x_NxC, eps)
-  return (x_NxC - mean) * (rstd * scale) + bias, mean, var
+  return _bn_fwd(x_NxC, scale, bias, eps)[0]
 
 
 def _bn_fwd(x, scale, bias, eps):
