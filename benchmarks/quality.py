@@ -136,10 +136,10 @@ def run(models, targets: dict, *, every: int, max_steps: dict, workdir, settings
   env = evaluate.environment()
   device = jax.devices()[0]
   header = {"date": datetime.date.today().isoformat(), "device": env["device"], "device_kind": device.device_kind,
-            "platform": jax.default_backend(), "cpu": env["cpu"], "versions": env["versions"],
+            "platform": jax.default_backend(), "cpu": env["cpu"], "versions": env["versions"], "malloc": env["malloc"],
             "targets": {m: {METRICS[m]: targets[m]} for m in models}, "settings": settings, "every": every,
             "load_avg_start": [round(x, 2) for x in os.getloadavg()]}
-  log(f"# {env['device']}, {env['cpu']}; evaluating every {every} steps; workdir {workdir}")
+  log(f"# {env['device']}, {env['cpu']}; malloc {env['malloc']}; evaluating every {every} steps; workdir {workdir}")
   records = [measure(m, targets[m], every=every, max_steps=max_steps[m], workdir=workdir, settings=settings,
                      config=(configs or {}).get(m), log=log) for m in models]
   return {**header, "load_avg_end": [round(x, 2) for x in os.getloadavg()], "records": records}

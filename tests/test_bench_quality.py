@@ -12,7 +12,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "benchmarks"))
 import quality  # noqa: E402
 
 from conftest import small_config  # noqa: E402
-from genjax import classifier, evaluate  # noqa: E402
+from genjax import classifier, evaluate, xla  # noqa: E402
 
 
 @pytest.fixture
@@ -35,6 +35,7 @@ def test_gan_stops_at_its_target_and_vae_reports_a_missed_one(feature_net, tmp_p
                        log=lambda *_: None)
   gan, vae = result["records"]
   assert result["targets"] == {"gan": {"fid": 1e9}, "vae": {"neg_elbo": 0.0}} and result["settings"] == TINY
+  assert result["malloc"] == xla.host_malloc()
 
   assert gan["reached"] and gan["steps_to_target"] == gan["steps_trained"] == 4  # stopped: never trained to 8
   [e] = gan["evaluations"]
