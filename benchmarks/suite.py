@@ -10,7 +10,8 @@ nor TFDS is needed. Modes: `step` runs one training step per dispatch, `scan16` 
 record holds:
 
 - images_per_sec: the median of repeated timed dispatches, after a warm-up; train.batch_size images per step (as
-  `make train` counts them);
+  `make train` counts them). With `--rounds R`, genjax and PyTorch are each measured R times, alternating, and the
+  record holds the median of the R rounds (each round's in round_images_per_sec);
 - compile_s: lowering and compiling, measured apart;
 - flops_per_image: XLA's cost analysis of the one-step program, divided by the batch (a `lax.scan` body is counted
   once by the cost analysis, so the scan modes reuse the one-step count);
@@ -31,6 +32,7 @@ import functools
 import json
 import pathlib
 import re
+import statistics
 import sys
 import time
 
@@ -182,7 +184,8 @@ def scaleout(models, batch: int, strategies, populations, min_seconds: float, lo
   return out
 
 
-def run(models, batches, modes, torch_modes, min_seconds: float, log=print, dtypes=("float32",)) -> dict:
+def run(models, batches, modes, torch_modes, min_seconds: float, log=print, dtypes=("float32",),
+        rounds: int = 1) -> dict:
   device = jax.devices()[0]
   # Shared machines vary by tens of percent from minute to minute: the peak is measured again at the end and the
   # higher of the two is used, so pct_of_peak errs low rather than high.
@@ -193,7 +196,7 @@ def run(models, batches, modes, torch_modes, min_seconds: float, log=print, dtyp
     peaks["bfloat16"] = matmul_peak(jnp.bfloat16, min_seconds=peak_s)
   header = {"date": datetime.date.today().isoformat(), "device_kind": device.device_kind,
             "platform": jax.default_backend(), "devices": 1, "cpu": cpu_name(), "versions": versions(),
-            "malloc": xla.host_malloc(),
+            "malloc": xla.host_malloc(), "rounds": rounds,
             "peak_gflops": peak, "peak_how": "fastest of repeated jitted float32 square matmuls "
             f"({2048 if jax.default_backend() == 'cpu' else 8192}^2), 2 n^3 flops"}
   if "bfloat16" in peaks:
@@ -221,33 +224,45 @@ def run(models, batches, modes, torch_modes, min_seconds: float, log=print, dtyp
         continue
       here = []  # this model and batch's records
       flops_per_image = None
-      for dtype in dtypes:
-        for mode in modes:
-          if MODES[mode] > 1 and jax.default_backend() == "cpu" and getattr(m.family, "CONV", False):
-            why = ("under lax.scan XLA:CPU runs conv models about 20x slower (ae at 128 with Eigen's convs: 3355 -> "
-                   "144 images/s), so make train runs conv models one step per dispatch on CPU")
-            not_run.append({"model": name, "batch": batch, "framework": "genjax", "mode": mode, "dtype": dtype,
-                            "why": why})
-            log(f"{name:10s} batch {batch:5d} genjax   {mode:8s} {dtype} not run: {why}")
-            continue
-          r = m.measure(mode, min_seconds, dtype=dtype)
-          if r["flops_per_step"] is not None and dtype == "float32":
-            flops_per_image = r["flops_per_step"] / batch
-          here.append({**base, "dtype": dtype, "peak_gflops": peaks[dtype], "framework": "genjax", "mode": mode,
-                       "xla_cpu_ynn": m.ynn if jax.default_backend() == "cpu" else None,
-                       "images_per_sec": r["images_per_sec"], "compile_s": r["compile_s"],
-                       "repeats": r["repeats"], "peak_memory_bytes": peak_memory()})
-      if torch_ref is not None and name in torch_ref.MODELS:
-        for tmode in torch_modes:
-          try:
-            r = torch_ref.measure(name, batch, tmode, min_seconds)
-          except RuntimeError as e:  # torch.compile cannot differentiate twice (the WGAN-GP penalty)
-            why = str(e).strip().splitlines()[-1][:200]
-            not_run.append({"model": name, "batch": batch, "framework": "pytorch", "mode": tmode, "why": why})
-            log(f"{name:10s} batch {batch:5d} pytorch  {tmode:8s} not run: {why}")
-            continue
-          here.append({**base, "framework": "pytorch", "mode": tmode, "images_per_sec": r["images_per_sec"],
-                       "compile_s": r["compile_s"], "repeats": r["repeats"], "peak_memory_bytes": None})
+      timed_runs = {}  # (framework, dtype, mode) -> one measurement per round, genjax and PyTorch alternating
+      for rnd in range(rounds):
+        for dtype in dtypes:
+          for mode in modes:
+            if MODES[mode] > 1 and jax.default_backend() == "cpu" and getattr(m.family, "CONV", False):
+              if rnd == 0:
+                why = ("under lax.scan XLA:CPU runs conv models about 20x slower (ae at 128 with Eigen's convs: "
+                       "3355 -> 144 images/s), so make train runs conv models one step per dispatch on CPU")
+                not_run.append({"model": name, "batch": batch, "framework": "genjax", "mode": mode,
+                                "dtype": dtype, "why": why})
+                log(f"{name:10s} batch {batch:5d} genjax   {mode:8s} {dtype} not run: {why}")
+              continue
+            r = m.measure(mode, min_seconds, dtype=dtype)
+            if r["flops_per_step"] is not None and dtype == "float32":
+              flops_per_image = r["flops_per_step"] / batch
+            timed_runs.setdefault(("genjax", dtype, mode), []).append(r)
+        if torch_ref is not None and name in torch_ref.MODELS:
+          for tmode in torch_modes:
+            if rnd > 0 and ("pytorch", "float32", tmode) not in timed_runs:
+              continue  # it could not run in the first round
+            try:
+              r = torch_ref.measure(name, batch, tmode, min_seconds)
+            except RuntimeError as e:  # torch.compile cannot differentiate twice (the WGAN-GP penalty)
+              why = str(e).strip().splitlines()[-1][:200]
+              not_run.append({"model": name, "batch": batch, "framework": "pytorch", "mode": tmode, "why": why})
+              log(f"{name:10s} batch {batch:5d} pytorch  {tmode:8s} not run: {why}")
+              continue
+            timed_runs.setdefault(("pytorch", "float32", tmode), []).append(r)
+      for (framework, dtype, mode), rs in timed_runs.items():
+        rec = {**base, "dtype": dtype, "peak_gflops": peaks[dtype], "framework": framework, "mode": mode,
+               "images_per_sec": statistics.median(r["images_per_sec"] for r in rs),
+               "compile_s": rs[0]["compile_s"], "repeats": sum(r["repeats"] for r in rs)}
+        if rounds > 1:
+          rec["round_images_per_sec"] = [r["images_per_sec"] for r in rs]
+        if framework == "genjax":
+          rec.update(xla_cpu_ynn=m.ynn if jax.default_backend() == "cpu" else None, peak_memory_bytes=peak_memory())
+        else:
+          rec["peak_memory_bytes"] = None
+        here.append(rec)
       # Every record of this model and batch gets the one-step program's FLOP count (PyTorch does the same work).
       for rec in here:  # against the peak of the record's own dtype
         rec["flops_per_image"] = flops_per_image
@@ -327,9 +342,20 @@ def summary(result: dict) -> str:
                  f"{ratio('compile')} | {f / 1e6 if f else float('nan'):.2f} | "
                  f"{best['pct_of_peak'] if best and best.get('pct_of_peak') is not None else float('nan'):.1f} | "
                  f"{best['compile_s'] if best else float('nan'):.1f} |")
-  lines += ["", "images/s: median of timed dispatches after warm-up, float32, train.batch_size images per step. "
-            "MFLOP/image: XLA's cost analysis of genjax's one-step program (the PyTorch models do the same "
+  rounds = result.get("rounds", 1)
+  lines += ["", "images/s: median of timed dispatches after warm-up, float32, train.batch_size images per step"
+            + (f"; each figure the median of {rounds} rounds, genjax and PyTorch alternating" if rounds > 1 else "")
+            + ". MFLOP/image: XLA's cost analysis of genjax's one-step program (the PyTorch models do the same "
             "arithmetic). — : not run (PyTorch: no reference model yet; scan16: conv models on CPU, see the JSON)."]
+  if rounds > 1:
+    lines += ["", "| model | batch | best genjax / PyTorch eager, each round |", "|---|---|---|"]
+    for model, batch in keys:
+      here = [r for r in result["records"] if (r["model"], r["batch"], r["dtype"]) == (model, batch, "float32")]
+      torch = [r for r in here if (r["framework"], r["mode"]) == ("pytorch", "eager")]
+      ours = [r["round_images_per_sec"] for r in here if r["framework"] == "genjax"]
+      if torch and ours:
+        per = [max(o[i] for o in ours) / t for i, t in enumerate(torch[0]["round_images_per_sec"])]
+        lines.append(f"| {model} | {batch} | {', '.join(f'{x:.2f}' for x in per)} |")
   ynn = sorted({(r["xla_cpu_ynn"], r["model"]) for r in result["records"] if r.get("xla_cpu_ynn")})
   if ynn:
     by = {v: [m for w, m in ynn if w == v] for v, _ in ynn}
@@ -380,7 +406,12 @@ def main(argv=None) -> int:
                  f"{','.join(SCALE_MODELS)} (QUICK: ae_dense)")
   p.add_argument("--out_dir", default=str(HERE / "results"))
   p.add_argument("--tag", default="", help="appended to the results' file name, e.g. scaleout")
+  p.add_argument("--rounds", type=int, default=1, help="measure each model's genjax and PyTorch steps this many "
+                 "times, alternating, and report the medians (a noisy machine moves both between minutes)")
   a = p.parse_args(argv)
+  if a.rounds < 1:
+    print(f"bench: error: --rounds must be at least 1, got {a.rounds}", file=sys.stderr)
+    return 2
   models = a.models.split(",") if a.models else sorted(MODELS)
   unknown = [m for m in models if m not in MODELS]
   if unknown:
@@ -402,7 +433,7 @@ def main(argv=None) -> int:
   scale_models = a.scale_models.split(",") if a.scale_models else (
       ["ae_dense"] if a.quick else [m for m in SCALE_MODELS if m in models])
   t0 = time.perf_counter()
-  result = run(models, batches, a.modes.split(","), torch_modes, seconds, dtypes=dtypes)
+  result = run(models, batches, a.modes.split(","), torch_modes, seconds, dtypes=dtypes, rounds=a.rounds)
   result["scaleout"] = scaleout(scale_models, 128 if 128 in batches else batches[0], strategies, populations,
                                 seconds) if scale_models else []
   result["quick"] = a.quick

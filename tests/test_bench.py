@@ -5,6 +5,7 @@ import json
 import math
 import pathlib
 import sys
+import types
 
 import jax
 import numpy as np
@@ -76,6 +77,45 @@ def test_unknown_model_is_one_line_and_exit_2(tmp_path, capsys):
   assert suite.main(["--models", "ae_linear", "--strategies", "jit,nope", "--out_dir", str(tmp_path)]) == 2
   assert "unknown strategy 'nope'" in capsys.readouterr().err
   assert not list(tmp_path.iterdir())
+  assert suite.main(["--models", "ae_linear", "--rounds", "0", "--out_dir", str(tmp_path)]) == 2
+  assert "--rounds must be at least 1" in capsys.readouterr().err
+  assert not list(tmp_path.iterdir())
+
+
+def test_rounds_alternate_frameworks_and_report_medians(tmp_path, monkeypatch):
+  """--rounds 3: genjax and PyTorch measured in turn, three times each; each record is its rounds' median. A stand-in
+  PyTorch reference (so the test needs no torch) returns 1000, 4000 and 2000 images/s in its three rounds."""
+  calls = []
+  fake = types.ModuleType("torch_ref")
+  fake.MODELS = {"ae_linear": None}
+  speeds = iter([1000.0, 4000.0, 2000.0])
+
+  def measure(name, batch, mode, min_seconds):
+    calls.append("pytorch")
+    return {"images_per_sec": next(speeds), "compile_s": 0.0, "repeats": 1}
+
+  fake.measure = measure
+  monkeypatch.setitem(sys.modules, "torch_ref", fake)
+  real = suite.JaxModel.measure
+
+  def spy(self, *a, **k):
+    calls.append("genjax")
+    return real(self, *a, **k)
+
+  monkeypatch.setattr(suite.JaxModel, "measure", spy)
+  assert suite.main(["--models", "ae_linear", "--batches", "32", "--modes", "step", "--torch", "eager",
+                     "--seconds", "0.05", "--dtypes", "float32", "--strategies", "none", "--scale_models", "", "--rounds", "3",
+                     "--out_dir", str(tmp_path)]) == 0
+  assert calls == ["genjax", "pytorch"] * 3
+  [path] = tmp_path.glob("*.json")
+  result = json.loads(path.read_text())
+  assert result["rounds"] == 3
+  ours, theirs = result["records"]
+  assert theirs["framework"] == "pytorch" and theirs["images_per_sec"] == 2000.0
+  assert theirs["round_images_per_sec"] == [1000.0, 4000.0, 2000.0]  # median 2000, mean 2333
+  assert ours["images_per_sec"] == sorted(ours["round_images_per_sec"])[1]
+  assert ours["vs_pytorch_eager"] == ours["images_per_sec"] / 2000.0
+  assert "each round" in (tmp_path / (path.stem + ".md")).read_text()
 
 
 def _genjax_param_count(name):
