@@ -175,18 +175,18 @@ class BatchNorm(nn.Module):
     bias = self.param("bias", nn.initializers.zeros, (c,))
     out_dtype = jnp.result_type(x, scale, bias)
     x2 = x.reshape(-1, c).astype(jnp.promote_types(x.dtype, jnp.float32))
-    if self.use_running_average:
-      y = (x2 - ra_mean.value) * (jax.lax.rsqrt(ra_var.value + self.epsilon) * scale) + bias
+    if not self.use_running_average and (self.axis_name is None or self.is_initializing()):
+      y, mean, var = batch_norm_train(x2, scale, bias, self.epsilon)
     else:
-      if self.axis_name is None or self.is_initializing():
-        y, mean, var = batch_norm_train(x2, scale, bias, self.epsilon)
+      if self.use_running_average:
+        mean, var = ra_mean.value, ra_var.value
       else:
-        stats = jax.lax.pmean(jnp.stack([jnp.mean(x2, 0), jnp.mean(x2 * x2, 0)]), self.axis_name)
-        mean, var = stats[0], jnp.maximum(0.0, stats[1] - stats[0] * stats[0])
-        y = (x2 - mean) * (jax.lax.rsqrt(var + self.epsilon) * scale) + bias
-      if not self.is_initializing():
-        ra_mean.value = self.momentum * ra_mean.value + (1 - self.momentum) * mean
-        ra_var.value = self.momentum * ra_var.value + (1 - self.momentum) * var
+        mean, mean2 = jax.lax.pmean(jnp.stack([jnp.mean(x2, 0), jnp.mean(x2 * x2, 0)]), self.axis_name)
+        var = jnp.maximum(0.0, mean2 - mean * mean)
+      y = (x2 - mean) * (jax.lax.rsqrt(var + self.epsilon) * scale) + bias
+    if not self.use_running_average and not self.is_initializing():
+      ra_mean.value = self.momentum * ra_mean.value + (1 - self.momentum) * mean
+      ra_var.value = self.momentum * ra_var.value + (1 - self.momentum) * var
     return y.reshape(x.shape).astype(out_dtype)
 
 
