@@ -103,10 +103,14 @@ def test_rounds_alternate_frameworks_and_report_medians(tmp_path, monkeypatch):
     return real(self, *a, **k)
 
   monkeypatch.setattr(suite.JaxModel, "measure", spy)
+  compiles = []
+  plan_compile = suite.parallel.Plan.compile
+  monkeypatch.setattr(suite.parallel.Plan, "compile", lambda *a, **k: compiles.append(1) or plan_compile(*a, **k))
   assert suite.main(["--models", "ae_linear", "--batches", "32", "--modes", "step", "--torch", "eager",
                      "--seconds", "0.05", "--dtypes", "float32", "--strategies", "none", "--scale_models", "", "--rounds", "3",
                      "--out_dir", str(tmp_path)]) == 0
   assert calls == ["genjax", "pytorch"] * 3
+  assert len(compiles) == 1  # later rounds reuse the first round's program
   [path] = tmp_path.glob("*.json")
   result = json.loads(path.read_text())
   assert result["rounds"] == 3
