@@ -21,7 +21,9 @@ record holds:
 The PyTorch reference (benchmarks/torch_ref.py; `pip install -e '.[bench]'`, torch 2.13.0, CPU build) runs the same
 architectures, optimizer and batch, eager and under `torch.compile`, for the models it implements. Each genjax record
 gets `vs_pytorch_eager` and `vs_pytorch_compile`: its images/s over PyTorch's at the same batch, measured in the
-same run. Results go to benchmarks/results/<device>-<date>.json, with a markdown summary beside it.
+same run. Results go to benchmarks/results/<device>-<date>.json, with a markdown summary beside it. Both are written
+again after each model and batch, marked `"complete": false` until the run ends, so a run stopped after an hour keeps
+what it measured.
 """
 
 from __future__ import annotations
@@ -191,7 +193,9 @@ def scaleout(models, batch: int, strategies, populations, min_seconds: float, lo
 
 
 def run(models, batches, modes, torch_modes, min_seconds: float, log=print, dtypes=("float32",),
-        rounds: int = 1) -> dict:
+        rounds: int = 1, progress=None) -> dict:
+  """The records of every model and batch; `progress`, if given, is called with the results so far (the header and
+  the records of each finished model and batch) so a long run that is stopped keeps what it measured."""
   device = jax.devices()[0]
   # Shared machines vary by tens of percent from minute to minute: the peak is measured again at the end and the
   # higher of the two is used, so pct_of_peak errs low rather than high.
@@ -276,6 +280,8 @@ def run(models, batches, modes, torch_modes, min_seconds: float, log=print, dtyp
                               else 100 * rec["images_per_sec"] * flops_per_image / (rec["peak_gflops"] * 1e9))
       _ratios(here)
       records += here
+      if progress is not None:
+        progress({**header, "records": records, "not_run": not_run})
       for rec in here:
         ratio = "".join(f"  {k[3:]} {rec[k]:.2f}x" for k in ("vs_pytorch_eager", "vs_pytorch_compile")
                         if rec.get(k) is not None)
@@ -326,6 +332,8 @@ def where(result: dict) -> str:
 def summary(result: dict) -> str:
   """Markdown: per model and batch, the best genjax mode, PyTorch eager and compiled, and the ratios."""
   lines = [f"# Benchmarks: {where(result)}, {result['date']}{' (QUICK)' if result.get('quick') else ''}", "",
+           *(["**Partial:** the run has not finished (or was stopped); below is every model and batch it finished.",
+              ""] if result.get("complete") is False else []),
            f"{result['cpu']}; jax {result['versions']['jax']}"
            + (f", torch {result['versions']['torch']}" if "torch" in result["versions"] else "")
            + f". Measured float32 matmul peak: {result['peak_gflops']:.0f} GFLOP/s. One device."
@@ -439,16 +447,26 @@ def main(argv=None) -> int:
   scale_models = a.scale_models.split(",") if a.scale_models else (
       ["ae_dense"] if a.quick else [m for m in SCALE_MODELS if m in models])
   t0 = time.perf_counter()
-  result = run(models, batches, a.modes.split(","), torch_modes, seconds, dtypes=dtypes, rounds=a.rounds)
-  result["scaleout"] = scaleout(scale_models, 128 if 128 in batches else batches[0], strategies, populations,
-                                seconds) if scale_models else []
-  result["quick"] = a.quick
-  result["wall_s"] = round(time.perf_counter() - t0, 1)
   out = pathlib.Path(a.out_dir)
   out.mkdir(parents=True, exist_ok=True)
-  stem = f"{device_slug(result)}-{result['date']}{'-quick' if a.quick else ''}{'-' + slug(a.tag) if a.tag else ''}"
-  (out / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
-  (out / f"{stem}.md").write_text(summary(result))
+  device = jax.devices()[0]
+  where_ = {"platform": jax.default_backend(), "device_kind": device.device_kind, "cpu": cpu_name()}
+  stem = (f"{device_slug(where_)}-{datetime.date.today().isoformat()}{'-quick' if a.quick else ''}"
+          f"{'-' + slug(a.tag) if a.tag else ''}")
+
+  def save(result: dict, complete: bool) -> None:
+    """Writes the JSON and markdown, each through a temporary file, so a stopped run leaves whole files."""
+    result.update(quick=a.quick, complete=complete, wall_s=round(time.perf_counter() - t0, 1))
+    for suffix, text in ((".json", json.dumps(result, indent=1) + "\n"), (".md", summary(result))):
+      tmp = out / f"{stem}{suffix}.tmp"
+      tmp.write_text(text)
+      tmp.replace(out / f"{stem}{suffix}")
+
+  result = run(models, batches, a.modes.split(","), torch_modes, seconds, dtypes=dtypes, rounds=a.rounds,
+               progress=lambda partial: save(partial, complete=False))
+  result["scaleout"] = scaleout(scale_models, 128 if 128 in batches else batches[0], strategies, populations,
+                                seconds) if scale_models else []
+  save(result, complete=True)
   print(f"bench: {len(result['records'])} records in {result['wall_s']:.0f} s -> {out / stem}.json and .md")
   return 0
 

@@ -27,7 +27,7 @@ def test_a_quick_run_writes_records_with_every_field(tmp_path, capsys):
   assert path.name.startswith(suite.slug(jax.devices()[0].device_kind))  # on CPU followed by the CPU's model
   assert result["device_kind"] == jax.devices()[0].device_kind and result["peak_gflops"] > 0
   assert result["cpu"] and result["versions"]["jax"] == jax.__version__
-  assert result["malloc"] == xla.host_malloc()
+  assert result["malloc"] == xla.host_malloc() and result["complete"] is True
   assert {(r["mode"], r["batch"]) for r in result["records"]} == {("step", 32), ("scan16", 32)}
   for r in result["records"]:
     for key in ("model", "framework", "mode", "batch", "dtype", "devices", "images_per_sec", "compile_s",
@@ -67,6 +67,28 @@ def test_bfloat16_strategies_and_populations_are_recorded(tmp_path):
   assert math.isclose(pops[3]["cost_vs_p1"], pops[1]["images_per_sec"] / pops[3]["images_per_sec"])
   md = (tmp_path / (path.stem + ".md")).read_text()
   assert "## bfloat16 compute" in md and "| ae_linear | 32 | scan16 | pmap |" in md and "| ae_linear | 32 | scan16 | 3 |" in md
+
+
+def test_a_stopped_run_keeps_the_models_and_batches_it_finished(tmp_path, monkeypatch):
+  """The results are written after each model and batch: a run stopped in its second batch leaves whole files with
+  the first batch's records, marked incomplete."""
+  real = suite.JaxModel.measure
+
+  def measure(self, *a, **k):
+    if self.batch == 48:
+      raise RuntimeError("stopped")
+    return real(self, *a, **k)
+
+  monkeypatch.setattr(suite.JaxModel, "measure", measure)
+  with pytest.raises(RuntimeError, match="stopped"):
+    suite.main(["--models", "ae_linear", "--batches", "32,48", "--modes", "step", "--torch", "none", "--seconds",
+                "0.05", "--dtypes", "float32", "--strategies", "none", "--scale_models", "", "--out_dir", str(tmp_path)])
+  [path] = tmp_path.glob("*.json")
+  assert not list(tmp_path.glob("*.tmp"))
+  result = json.loads(path.read_text())
+  assert result["complete"] is False
+  assert [(r["model"], r["batch"]) for r in result["records"]] == [("ae_linear", 32)]
+  assert "**Partial:**" in (tmp_path / (path.stem + ".md")).read_text()
 
 
 def test_unknown_model_is_one_line_and_exit_2(tmp_path, capsys):
