@@ -107,7 +107,7 @@ class JaxModel:
     self.labels = jnp.asarray(rng.integers(0, 10, (POOL,), dtype=np.int32))
     self.example = {"image": jnp.zeros((2, 28, 28, 1)), "label": jnp.zeros((2,), jnp.int32)}
     self.state = self.family.init_state(jax.random.PRNGKey(0), c, self.example)
-    self.ynn = c.get("xla_cpu_ynn", "dots")  # YNNPACK's share of the CPU program, as `make train` compiles it
+    self.ynn = xla.ynn_of(c)  # YNNPACK's share of the CPU program, as `make train` compiles it
     self._programs = {}  # measure()'s arguments -> (compiled program, FLOPs per step, compile_s): one compile each
 
   def measure(self, mode: str, min_seconds: float, dtype: str = "float32", strategy: str = "none",
@@ -256,8 +256,9 @@ def run(models, batches, modes, torch_modes, min_seconds: float, log=print, dtyp
               continue  # it could not run in the first round
             try:
               r = torch_ref.measure(name, batch, tmode, min_seconds)
-            except RuntimeError as e:  # torch.compile cannot differentiate twice (the WGAN-GP penalty)
-              why = str(e).strip().splitlines()[-1][:200]
+            except Exception as e:  # noqa: BLE001 -- torch.compile cannot differentiate twice (the WGAN-GP penalty)
+              lines = str(e).strip().splitlines()
+              why = (lines[-1] if lines else type(e).__name__)[:200]
               not_run.append({"model": name, "batch": batch, "framework": "pytorch", "mode": tmode, "why": why})
               log(f"{name:10s} batch {batch:5d} pytorch  {tmode:8s} not run: {why}")
               continue

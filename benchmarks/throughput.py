@@ -33,7 +33,7 @@ def measure(name: str, batch: int, k: int, upsample: str, min_seconds: float = 5
   labels = jnp.asarray(rng.integers(0, 10, (4096,), dtype=np.int32))
   state = family.init_state(jax.random.PRNGKey(0), c, {"image": jnp.zeros((batch, 28, 28, 1))})
   run = jax.jit(make_chunk(functools.partial(family.train_step, **c.step), k), donate_argnums=0,
-                compiler_options=xla.compiler_options(c.get("xla_cpu_ynn", "dots")))  # as make train compiles it
+                compiler_options=xla.compiler_options(xla.ynn_of(c)))  # as make train compiles it
   idx = jnp.asarray(rng.integers(0, 4096, (k, batch), dtype=np.int32))
   key = jax.random.PRNGKey(1)
   t = time.perf_counter()

@@ -305,6 +305,11 @@ def measure(name: str, batch: int, mode: str, min_seconds: float) -> dict:
   torch.manual_seed(0)
   model = MODELS[name](name)
   if mode == "compile":
+    # Compiled afresh for each model and batch, as in a new process. Dynamo's caches are per code object, and every
+    # compiled module shares the wrapper's: in one long run they filled after 8 variants (at the 9th model), and
+    # dynamo then ran the rest eagerly without an error. Should a single step still hit the limit, it now raises.
+    torch._dynamo.reset()
+    torch._dynamo.config.fail_on_recompile_limit_hit = True
     model.compile()
   elif mode != "eager":
     raise ValueError(f"unknown PyTorch mode {mode!r}")

@@ -10,7 +10,7 @@ import pathlib
 import ml_collections
 
 from genjax.errors import UserError
-from genjax.xla import CPU_YNN  # the values of the top-level `xla_cpu_ynn`
+from genjax.xla import CPU_YNN, DEFAULT_YNN, ynn_of  # the values of the top-level `xla_cpu_ynn`
 
 SECTIONS = ("model", "data", "optim", "step", "train")
 DTYPES = ("float32", "bfloat16")  # the top-level `dtype`: compute dtypes (state.compute_in)
@@ -108,7 +108,7 @@ def check(config: ml_collections.ConfigDict) -> None:
       raise UserError(f"optim.{name} must be positive, got {o[name]}")
   if config.get("dtype", "float32") not in DTYPES:
     raise UserError(f"dtype must be {' or '.join(DTYPES)}, got '{config.dtype}'")
-  if config.get("xla_cpu_ynn", "dots") not in CPU_YNN:
+  if ynn_of(config) not in CPU_YNN:
     raise UserError(f"xla_cpu_ynn must be one of {', '.join(CPU_YNN)}, got '{config.xla_cpu_ynn}'")
   if t.get("steps_per_dispatch", 0) < 0:
     raise UserError("train.steps_per_dispatch must be 0 (auto) or positive")
@@ -136,7 +136,7 @@ def base() -> ml_collections.ConfigDict:
   c.population = 1  # P > 1: P models in one vmapped program, in WORKDIR/members/<i>/
   c.sweep = ""  # with population: "step.<name>=v1,...,vP", one value of a real hyperparameter per member
   # XLA:CPU only: YNNPACK kernels for dots and reductions, with Eigen's convolutions (dots), none or all (genjax.xla).
-  c.xla_cpu_ynn = "dots"
+  c.xla_cpu_ynn = DEFAULT_YNN
   c.train = ml_collections.ConfigDict({
       "steps": 2000, "batch_size": 128, "seed": 0, "log_every": 50, "sample_every": 500,
       "checkpoint_every": 1000, "max_to_keep": 3, "num_samples": 64,

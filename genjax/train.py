@@ -51,7 +51,7 @@ class Result:
 def steps_per_dispatch(config, family, start_step: int = 0) -> int:
   """Steps run by one dispatch (one `lax.scan`).
 
-  Measured on a 2-core CPU (jax 0.10.2, batch 128): under `lax.scan`, XLA:CPU runs conv models 10-20x slower
+  Measured on a 2-core CPU (jax 0.10.2, batch 128): under `lax.scan`, XLA:CPU runs conv models 11-23x slower
   (conv AE 3355 -> 144 images/s with Eigen's convs, 1168 -> 106 with YNNPACK's), so conv models dispatch one step
   at a time there.
   Elsewhere scanning amortizes the dispatch. K divides every interval, so chunks end on log, sample and checkpoint
@@ -288,7 +288,7 @@ def train(config, workdir, *, quiet: bool = False, family=None) -> Result:
   if size > 1:
     step_fn = population.step(step_fn, size, swept)
   run_chunk = layout.compile(make_chunk, step_fn, k, on_trace=lambda: traces.append(1),
-                             compiler_options=xla.compiler_options(config.get("xla_cpu_ynn", "dots")))
+                             compiler_options=xla.compiler_options(xla.ynn_of(config)))
   images, labels, step_rng = layout.put((ds.images, ds.labels, step_rng))
   x_test = data.load(config.data.name, "test").images[:t.num_samples // 2].astype(np.float32) / 255.0
 

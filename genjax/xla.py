@@ -42,6 +42,12 @@ CPU_YNN = {
     "none": "",
     "all": None,
 }
+DEFAULT_YNN = "dots"
+
+
+def ynn_of(config) -> str:
+  """A config's `xla_cpu_ynn`; configs saved before the key existed compiled with the default."""
+  return config.get("xla_cpu_ynn", DEFAULT_YNN)
 
 
 @functools.cache
@@ -56,7 +62,7 @@ def _supported() -> bool:
     return False
 
 
-def compiler_options(ynn: str = "dots") -> dict | None:
+def compiler_options(ynn: str = DEFAULT_YNN) -> dict | None:
   """`compiler_options` for jax.jit: YNNPACK's share of a CPU program (`dots`, `none`, `all`), or None where
   nothing is to be set (another backend, `all`, the user's own XLA_FLAGS, or a jaxlib without the option)."""
   if ynn not in CPU_YNN:

@@ -160,3 +160,16 @@ def test_pytorch_reference_has_genjax_parameter_counts(name):
   model = torch_ref.MODELS[name](name)
   torch_count = sum(p.numel() for m in model.modules for p in m.parameters())
   assert torch_count == _genjax_param_count(name)
+
+
+def test_torch_compile_is_fresh_for_each_measurement(monkeypatch):
+  """Dynamo's caches are shared by every compiled module. Without a reset per measurement a long run filled them
+  and measured the later models' 'torch.compile' steps eagerly; now each measurement compiles afresh, and a filled
+  cache raises instead of falling back. With the limit lowered to 1, three measurements in a row must all run."""
+  torch = pytest.importorskip("torch", reason="the PyTorch reference needs the bench extra (make bench installs it)")
+  import torch_ref
+  monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
+  monkeypatch.setattr(torch._dynamo.config, "fail_on_recompile_limit_hit", False)
+  for batch in (8, 16, 24):
+    assert torch_ref.measure("ae_linear", batch, "compile", 0.0)["images_per_sec"] > 0
+  assert torch._dynamo.config.fail_on_recompile_limit_hit

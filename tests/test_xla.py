@@ -68,6 +68,15 @@ def test_bad_value_is_one_line():
     cfg.check(c)
 
 
+def test_a_config_saved_before_the_key_compiles_with_the_default():
+  c = small_config("ae_dense")
+  assert xla.ynn_of(c) == "none"  # experiments/ae_dense.py sets it
+  with c.unlocked():
+    del c["xla_cpu_ynn"]
+  assert xla.ynn_of(c) == xla.DEFAULT_YNN == cfg.base().xla_cpu_ynn == "dots"
+  cfg.check(c)
+
+
 def test_train_compiles_with_the_configs_option(tmp_path, monkeypatch):
   seen = []
   compile_ = parallel.Plan.compile
