@@ -11,7 +11,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from genjax import losses
+from genjax import losses, rng as fast_rng
 from genjax.errors import UserError
 from genjax.models import ae_dense
 from genjax.models.ae_dense import decode, encode, reconstruct  # noqa: F401  (this family's pictures and codes)
@@ -40,11 +40,12 @@ def init_state(rng, config, example_batch):
 
 def corrupt(x, rng, noise: str, level):
   """x~ = x + level * eps, eps ~ N(0, I) (`gaussian`, not clipped), or x with each pixel set to 0 independently
-  with probability `level` (`mask`: masking noise, no rescaling)."""
+  with probability `level` (`mask`: masking noise, no rescaling). The draws are jax.random.normal's and
+  jax.random.bernoulli's for `rng`, made by genjax.rng in one fused pass."""
   if noise == "gaussian":
-    return x + level * jax.random.normal(rng, x.shape, x.dtype)
+    return x + level * fast_rng.normal(rng, x.shape, x.dtype)
   if noise == "mask":
-    return jnp.where(jax.random.bernoulli(rng, 1.0 - level, x.shape), x, jnp.zeros_like(x))
+    return jnp.where(fast_rng.bernoulli(rng, 1.0 - level, x.shape), x, jnp.zeros_like(x))
   raise ValueError(f"unknown noise '{noise}'; expected one of {NOISES}")
 
 
