@@ -108,9 +108,12 @@ def test_dense_reconstruction_losses_match_numpy(loss):
   p = _np(jax.jit(MODELS["ae_dense"].reconstruct)(state, batch["image"])).reshape(B, -1)
   ref = {"mse": np.mean((p - x) ** 2),
          "bce": np.mean(-np.sum(x * np.log(p) + (1 - x) * np.log(1 - p), axis=-1))}
+  assert set(m) == {"loss", loss}  # the other term is eval_step's: computing it every step cost 29% of the speed
   np.testing.assert_allclose(m["loss"], ref[loss], rtol=1e-4)
-  np.testing.assert_allclose(m["mse"], ref["mse"], rtol=1e-4)
-  np.testing.assert_allclose(m["bce"], ref["bce"], rtol=1e-4)
+  np.testing.assert_allclose(m[loss], ref[loss], rtol=1e-4)
+  per = jax.jit(MODELS["ae_dense"].eval_step)(state, batch, None)
+  np.testing.assert_allclose(np.mean(per["mse"]), ref["mse"], rtol=1e-4)
+  np.testing.assert_allclose(np.mean(per["bce"]), ref["bce"], rtol=1e-4)
 
 
 def test_linear_ae_is_linear_and_exposes_its_matrices():
@@ -138,7 +141,6 @@ def test_dae_loss_is_against_the_clean_input():
   x0 = _np(jax.jit(dae.reconstruct)(state, jnp.zeros_like(batch["image"])))
   np.testing.assert_allclose(m["mse"], np.mean((x0 - x) ** 2), rtol=1e-4)
   assert abs(float(m["mse"]) - np.mean(x0 ** 2)) > 0.05
-  np.testing.assert_allclose(m["noisy_mse"], np.mean(x ** 2), rtol=1e-4)
 
 
 @pytest.mark.parametrize("level", [0.25, 0.5])
@@ -163,9 +165,9 @@ def test_dae_noise_follows_the_step():
   state, batch = _state("dae"), _batch()
   step = functools.partial(_step("dae", loss="mse", noise="gaussian"), noise_level=0.5)
   rng = jax.random.PRNGKey(2)
-  a = step(state, batch, rng)[1]["noisy_mse"]
-  assert float(step(state, batch, rng)[1]["noisy_mse"]) == float(a)
-  assert float(step(state.replace(step=state.step + 1), batch, rng)[1]["noisy_mse"]) != float(a)
+  a = step(state, batch, rng)[1]["loss"]  # the same parameters: only the noise can move the loss
+  assert float(step(state, batch, rng)[1]["loss"]) == float(a)
+  assert float(step(state.replace(step=state.step + 1), batch, rng)[1]["loss"]) != float(a)
 
 
 def test_dae_eval_reports_denoising_per_example():

@@ -52,21 +52,20 @@ def corrupt(x, rng, noise: str, level):
 def train_step(state, batch, rng, *, loss: str = "mse", noise: str = DEFAULT_NOISE, noise_level: float = DEFAULT_LEVEL,
                axis_name=None):
   """One Adam step on mean_batch reconstruction `loss` (mse or bce) of the clean x from x~ = corrupt(x); the noise
-  comes from fold_in(rng, step)."""
+  comes from fold_in(rng, step). The metrics are `loss` and the term under its own name, as in ae_dense.train_step;
+  eval_step reports the other term and the noisy input's own PSNR."""
   x = batch["image"]
   noise_rng, dropout_rng = jax.random.split(step_key(rng, state.step, axis_name))
   x_noisy = corrupt(x, noise_rng, noise, noise_level)
 
   def loss_fn(params):
     logits, _ = forward(state, params, x_noisy, dropout_rng)
-    per = reconstruction_terms(logits, x)  # against the clean input
+    per = reconstruction_terms(logits, x, (loss,))  # against the clean input
     return jnp.mean(per[loss]), per
 
   (value, per), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   state = state.apply_gradients(pmean(grads, axis_name))
-  metrics = {"loss": value, **{k: jnp.mean(v) for k, v in per.items()},
-             "noisy_mse": jnp.mean(losses.squared_error(x_noisy, x))}
-  return state, pmean(metrics, axis_name)
+  return state, pmean({"loss": value, **{k: jnp.mean(v) for k, v in per.items()}}, axis_name)
 
 
 def eval_step(state, batch, rng, *, noise: str = DEFAULT_NOISE, noise_level: float = DEFAULT_LEVEL):

@@ -78,7 +78,7 @@ def train_step(state, batch, rng, *, loss: str = "mse", sparsity: str = "kl", sp
 
   def loss_fn(params):
     logits, h = forward(state, params, x, rng)
-    per = reconstruction_terms(logits, x)
+    per = reconstruction_terms(logits, x, (loss,))  # the other term is eval_step's, as in ae_dense.train_step
     pen = penalty(h, sparsity, rho)
     return jnp.mean(per[loss]) + sparsity_weight * pen, (per, pen, h)
 
