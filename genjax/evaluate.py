@@ -207,6 +207,18 @@ def draw_samples(run: Run, n: int, seed: int, batch: int = 1000) -> np.ndarray:
   return to_uint8(np.concatenate(out))
 
 
+def label_accuracy(run: Run, dataset: str, n: int, seed: int, batch: int = 1000) -> float:
+  """A conditional generator's accuracy: the fraction of n samples, drawn by `sample_class` for the labels 0, 1,
+  ..., num_classes - 1 in turn, that the evaluation classifier assigns to the label they were drawn for."""
+  labels = np.arange(n) % int(run.config.model.num_classes)
+  sample = jax.jit(run.family.sample_class)
+  key = jax.random.fold_in(jax.random.PRNGKey(seed), 1)  # draws of their own, apart from draw_samples'
+  images = to_uint8(np.concatenate([np.asarray(sample(run.state, jax.random.fold_in(key, i), labels[s:s + batch]))
+                                    for i, s in enumerate(range(0, n, batch))]))
+  state, _ = feature_network(dataset)
+  return float(np.mean(np.argmax(_softmax(state, images), axis=-1) == labels))
+
+
 def to_uint8(x) -> np.ndarray:
   return np.round(np.clip(np.asarray(x, np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
 
@@ -348,6 +360,10 @@ def evaluate_run(workdir, *, num_samples: int = NUM_SAMPLES, seed: int = 0, nll_
     block, card = generator_metrics(dataset, samples, seed, num_reference, inception_weights)
     result.update(block)
     protocol.update(card)
+  if hasattr(run.family, "sample_class"):
+    result["label_accuracy"] = label_accuracy(run, dataset, num_samples, seed)
+    protocol["label_accuracy"] = (f"{num_samples} samples drawn by sample_class for labels 0..C-1 in turn; the "
+                                  "fraction the feature network classifies as the label they were drawn for")
   if what == "vae":
     result.update(likelihood_metrics(run, seed, nll_k, nll_examples))
     protocol.update({"binarization": BINARIZATION, "nll": f"-log (1/k) sum w_i, k={nll_k} importance samples "
@@ -475,7 +491,7 @@ COLUMNS = {  # kind -> (key, header, format)
                   ("precision", "precision", ".3f"),
                   ("recall", "recall", ".3f"), ("density", "density", ".3f"), ("coverage", "coverage", ".3f"),
                   ("classifier_score", "classifier score", ".2f"), ("classes_covered", "classes", "d"),
-                  ("class_kl", "class KL ↓", ".3f")],
+                  ("class_kl", "class KL ↓", ".3f"), ("label_accuracy", "label accuracy", ".3f")],
     "vae": [("neg_elbo", "−ELBO (nats) ↓", ".2f"), ("nll", "NLL (nats) ↓", ".2f")],
     "autoencoder": [("mse", "MSE per pixel ↓", ".4f"), ("bce", "BCE (nats) ↓", ".1f"), ("psnr", "PSNR (dB)", ".2f"),
                     ("denoise_psnr", "denoised PSNR (dB)", ".2f")],

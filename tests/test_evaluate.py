@@ -56,6 +56,7 @@ def test_every_model_restores_and_gets_its_metrics(feature_net, tmp_path, model)
   workdir = _trained(tmp_path, model)
   result = evaluate.evaluate_run(workdir, **FAST)
   assert result["model"] == model and result["step"] == 4
+  assert ("label_accuracy" in result) == (model in ("cvae", "cgan"))  # the conditional generators
   saved = json.loads((workdir / "eval.json").read_text())
   assert saved["fid" if "fid" in result else "step"] == result["fid" if "fid" in result else "step"]
   p = result["protocol"]
@@ -97,6 +98,21 @@ def test_likelihood_bound_tightens_with_k_and_stays_below_the_elbo(feature_net, 
   assert small["nll"] == pytest.approx(small["neg_elbo"], abs=1e-3)  # k = 1: the bound is the ELBO
   assert large["nll"] < large["neg_elbo"] - 0.5  # the importance-weighted bound is tighter
   assert large["neg_elbo"] == pytest.approx(small["neg_elbo"], abs=4 * small["neg_elbo_se"])
+
+
+def test_label_accuracy_counts_the_samples_classified_as_their_label(feature_net, tmp_path, monkeypatch):
+  run = evaluate.load_run(_trained(tmp_path, "cvae"))
+  test = data.load("mnist", "test")
+  bank = jax.numpy.asarray(np.stack([test.images[test.labels == k][:5] for k in range(10)]) / 255.0)  # [10, 5, ...]
+
+  def real_digits(shift):  # "samples" that are test digits of class label + shift
+    return lambda state, rng, labels: bank[(labels + shift) % 10, jax.numpy.arange(labels.shape[0]) % 5]
+
+  monkeypatch.setattr(run.family, "sample_class", real_digits(0))
+  right = evaluate.label_accuracy(run, "mnist", 250, seed=0, batch=100)
+  monkeypatch.setattr(run.family, "sample_class", real_digits(1))
+  wrong = evaluate.label_accuracy(run, "mnist", 250, seed=0, batch=100)
+  assert right > 0.8 and wrong < 0.2, (right, wrong)
 
 
 def test_binarization_is_fixed_and_follows_the_grey_levels():
