@@ -3,12 +3,14 @@
 XLA:CPU hands dots, convolutions and reductions to YNNPACK by default (jaxlib 0.10). Its convolution kernels ran
 genjax's conv models far slower than XLA's Eigen convolutions: on the 2-core AMD EPYC at batch 128, the training
 step of the conv AE went from 2,048 to 3,305 images/s with YNNPACK's convolutions off, the conv VAE from 2,061 to
-3,359 and the DCGAN from 558 to 708. Dense models were unchanged by that, within noise, except three small ones
-that run faster with YNNPACK off altogether (ae_dense 105k -> 162k images/s, ae_linear 165k -> 251k, dae
-32k -> 36k), while the GANs and the other dense models ran 6-16% slower that way. So:
+3,359 and the DCGAN from 558 to 708. Dense models were unchanged by that, within noise, except two small ones that
+run faster with YNNPACK off altogether: in an interleaved run at batch 128, 16 steps per dispatch, ae_dense 261k ->
+283k images/s (+8%) and ae_linear 382k -> 442k (+16%), while the other dense models and the MLP GANs ran 6-16%
+slower that way. (dae was a third until its step lost the threefry loop and its extra metrics; it now runs 2-4%
+faster with `dots`.) So:
 
 - `dots` (the default): YNNPACK for dots and reductions, Eigen for convolutions;
-- `none`: no YNNPACK (the experiments of ae_dense, ae_linear and dae set this);
+- `none`: no YNNPACK (the experiments of ae_dense, ae_linear and gan set this; gan: 5% faster);
 - `all`: XLA's own default.
 
 The choice is a per-program compiler option (`jax.jit(..., compiler_options=...)`), not a process-wide XLA_FLAGS
