@@ -105,7 +105,8 @@ class Plan:
     """jit of `chunk_fn(step, k)` (train.make_chunk) laid out by the strategy, donating the state.
 
     Args: step_fn(state, batch, rng, axis_name=None), a family's train_step with its hyperparameters bound;
-    compiler_options: XLA options for jax.jit (`genjax.xla.compiler_options`); jax.pmap takes none.
+    compiler_options: XLA options (`genjax.xla.compiler_options`). jax.pmap takes none, so under pmap the program
+    is lowered and compiled with them ahead of time, once per argument signature (`run.executables`).
     """
     def traced(fn):
       def wrapper(*args):
@@ -135,9 +136,19 @@ class Plan:
     mapped = jax.pmap(traced(per_device), axis_name=AXIS, in_axes=(None, None, None, 0, None),
                       out_axes=(None, None), devices=self.mesh.devices.tolist(), donate_argnums=0)
 
+    executables = {}
+
     def run(state, images, labels, idx_KxB, rng):
       idx = np.asarray(idx_KxB)
-      return mapped(state, images, labels, idx.reshape(idx.shape[0], n, -1).transpose(1, 0, 2), rng)
+      args = (state, images, labels, idx.reshape(idx.shape[0], n, -1).transpose(1, 0, 2), rng)
+      if not compiler_options:
+        return mapped(*args)
+      leaves, tree = jax.tree.flatten(args)
+      signature = (tree, tuple((np.shape(leaf), leaf.dtype) for leaf in leaves))
+      if signature not in executables:  # without the options, the DCGAN's step ran 0.68x as fast as under jit
+        executables[signature] = mapped.lower(*args).compile(compiler_options)
+      return executables[signature](*args)
+    run.executables = executables
     return run
 
 

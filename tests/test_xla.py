@@ -45,6 +45,23 @@ def test_dots_hands_convolutions_to_eigen_and_none_turns_ynnpack_off():
   assert off == 0
 
 
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="an XLA:CPU option")
+def test_pmap_compiles_with_the_options_too():
+  # jax.pmap takes no compiler options; the plan compiles its program ahead of time with them, once.
+  c = cfg.load(cfg.EXPERIMENTS_DIR / "ae_dense.py")
+  family = models.get("ae_dense")
+  state = family.init_state(jax.random.PRNGKey(0), c, {"image": jnp.zeros((16, 28, 28, 1))})
+  args = (jnp.zeros((32, 28, 28, 1), jnp.uint8), jnp.zeros((32,), jnp.int32), jnp.zeros((1, 16), jnp.int32),
+          jax.random.PRNGKey(1))
+  for ynn in ("dots", "none"):
+    fn = parallel.plan("pmap", 16).compile(make_chunk, functools.partial(family.train_step, **c.step), 1,
+                                           compiler_options=xla.compiler_options(ynn))
+    s = fn(jax.tree.map(jnp.copy, state), *args)[0]
+    fn(s, *args)
+    [executable] = fn.executables.values()
+    assert (ynn_fusions(executable.as_text())[0] > 0) == (ynn == "dots")
+
+
 def test_compiler_options(monkeypatch):
   monkeypatch.delenv("XLA_FLAGS", raising=False)
   if jax.default_backend() == "cpu":
