@@ -46,13 +46,14 @@ def threefry2x32(k1, k2, x1, x2):
 def _key_words(key):
   """The two uint32 words of a single threefry2x32 key whose draws jax.random makes with the partitionable
   counters, else None."""
-  if not jax.config.jax_threefry_partitionable:
+  if not getattr(jax.config, "jax_threefry_partitionable", True):  # a JAX without the flag is partitionable
     return None
   if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
     if key.shape != () or str(jax.random.key_impl(key)) != "threefry2x32":
       return None
     key = jax.random.key_data(key)
-  elif key.dtype != jnp.uint32 or key.shape != (2,) or jax.config.jax_default_prng_impl != "threefry2x32":
+  elif (key.dtype != jnp.uint32 or key.shape != (2,)
+        or getattr(jax.config, "jax_default_prng_impl", "threefry2x32") != "threefry2x32"):
     return None
   return key[0], key[1]
 
