@@ -92,6 +92,30 @@ def test_upsample_doubles_size(kind):
   chex.assert_shape(y, (2, 14, 14, 3))
 
 
+@pytest.mark.parametrize("features", [1, 3])
+def test_subpixel_upsample_is_linen_conv_and_depth_to_space(features):
+  """The subpixel layer (its conv `taps` on CPU for 4 features, XLA's otherwise) has the parameter tree and
+  initialization of depth_to_space(nn.Conv(x)), the layer as it was written before, and computes it, gradients
+  included."""
+  import flax.linen as nn
+
+  class Linen(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+      return nets.depth_to_space(nn.Conv(4 * features, (3, 3), padding="SAME")(x))
+
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 7, 6, 5))
+  m, ref = nets.Upsample2x(features, "subpixel"), Linen()
+  variables = m.init(jax.random.PRNGKey(1), x)
+  chex.assert_trees_all_equal(variables, ref.init(jax.random.PRNGKey(1), x))
+  loss = lambda v: jnp.sum(jnp.sin(m.apply(v, x)))  # noqa: E731
+  loss_ref = lambda v: jnp.sum(jnp.sin(ref.apply(v, x)))  # noqa: E731
+  np.testing.assert_allclose(loss(variables), loss_ref(variables), rtol=1e-5)
+  chex.assert_trees_all_close(jax.grad(loss)(variables), jax.grad(loss_ref)(variables), rtol=1e-4, atol=1e-5)
+  uses_conv = "conv_general_dilated" in str(jax.make_jaxpr(m.apply)(variables, x))
+  assert uses_conv == (jax.default_backend() != "cpu" or 4 * features > nets.TAPS_MAX_FEATURES)
+
+
 def test_depth_to_space_places_channel_groups():
   x = jnp.arange(8.0).reshape(1, 1, 2, 4)  # two pixels, four channel groups of one channel
   y = nets.depth_to_space(x)
@@ -119,6 +143,23 @@ def test_conv_4x4_stride2_matches_xla_in_value_and_both_gradients(c, f, size):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.parametrize("c,f,size,kernel", [(32, 4, (14, 14), (3, 3)), (3, 2, (5, 7), (3, 3)), (2, 3, (6, 5), (4, 2)),
+                                              (4, 1, (4, 4), (1, 1))])
+def test_conv_taps_matches_xla_in_value_and_both_gradients(c, f, size, kernel):
+  """The subpixel layers' CPU conv (one matmul to every tap, then shifted sums; shifted output gradients in the
+  backward pass) is XLA's SAME stride-1 conv in all three passes, for odd, even (uneven padding) and 1x1 kernels."""
+  kx, kk, kd = jax.random.split(jax.random.PRNGKey(0), 3)
+  x = jax.random.normal(kx, (3, *size, c))
+  w = jax.random.normal(kk, (*kernel, c, f)) / c ** 0.5
+  dy = jax.random.normal(kd, (3, *size, f))
+  ref = lambda x, k: jax.lax.conv_general_dilated(x, k, (1, 1), "SAME", dimension_numbers=nets.DN)  # noqa: E731
+  y_ref, vjp_ref = jax.vjp(ref, x, w)
+  y, vjp = jax.jit(lambda x, k: jax.vjp(nets.conv_taps, x, k))(x, w)
+  np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5)
+  for got, want in zip(vjp(dy), vjp_ref(dy)):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+
+
 def test_conv_impls_agree_and_share_parameters():
   x = jax.random.normal(jax.random.PRNGKey(0), (2, 14, 14, 3))
   outs = {}
@@ -132,6 +173,14 @@ def test_conv_impls_agree_and_share_parameters():
   with pytest.raises(ValueError, match="even-sized"):
     m = nets.Conv(5, (4, 4), strides=(2, 2), impl="s2d")
     m.init(jax.random.PRNGKey(1), jnp.ones((1, 7, 7, 3)))
+  with pytest.raises(ValueError, match="stride-1"):
+    nets.Conv(5, (4, 4), strides=(2, 2), impl="taps").init(jax.random.PRNGKey(1), x)
+  # Stride 1: the auto choice on CPU for a few features is `taps`.
+  stride1 = {impl: nets.Conv(3, (3, 3), impl=impl) for impl in ("lax", "patches", "taps", "auto")}
+  variables = stride1["lax"].init(jax.random.PRNGKey(1), x)
+  for impl, m in stride1.items():
+    assert jax.tree.map(jnp.shape, m.init(jax.random.PRNGKey(1), x)) == jax.tree.map(jnp.shape, variables)
+    np.testing.assert_allclose(m.apply(variables, x), stride1["lax"].apply(variables, x), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("shape", [(16, 24), (4, 5, 5, 3)])
