@@ -114,8 +114,10 @@ def _conv_taps_bwd(res, dy):
   shifts = jnp.concatenate([dy[:, kh - 1 - i:kh - 1 - i + h, kw - 1 - j:kw - 1 - j + w, :]
                             for i in range(kh) for j in range(kw)], axis=-1)  # [B, H, W, kh*kw*F]
   dx = shifts @ _tap_matrix(kernel).T
-  dk = jax.lax.dot_general(x, shifts, (((0, 1, 2), (0, 1, 2)), ((), ())))  # [C, kh*kw*F]
-  return dx, dk.reshape(c, kh, kw, f).transpose(1, 2, 0, 3)
+  # shifts^T @ x rather than x^T @ shifts: XLA:CPU copies the transposed operand, and shifts is a fresh concatenation
+  # anyway (the conv AE's step 3.6% faster this way, interleaved at batch 128).
+  dk = jax.lax.dot_general(shifts, x, (((0, 1, 2), (0, 1, 2)), ((), ())))  # [kh*kw*F, C]
+  return dx, dk.reshape(kh, kw, f, c).transpose(0, 1, 3, 2)
 
 
 conv_taps.defvjp(_conv_taps_fwd, _conv_taps_bwd)
