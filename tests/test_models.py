@@ -131,13 +131,18 @@ def test_space_to_depth_inverts_depth_to_space():
 def test_conv_4x4_stride2_matches_xla_in_value_and_both_gradients(c, f, size):
   """The encoders' CPU conv (space_to_depth forward for few channels and input gradient, XLA's weight gradient)
   is the SAME 4x4 stride-2 conv, in all three passes."""
+  _assert_is_xla_conv(nets.conv_4x4_stride2, (3, size, size, c), (4, 4, c, f), (2, 2))
+
+
+def _assert_is_xla_conv(conv, x_shape, kernel_shape, strides):
+  """conv(x, kernel) equals XLA's SAME conv with `strides` in value, input gradient and weight gradient."""
   kx, kk, kd = jax.random.split(jax.random.PRNGKey(0), 3)
-  x = jax.random.normal(kx, (3, size, size, c))
-  kernel = jax.random.normal(kk, (4, 4, c, f)) / (4 * c ** 0.5)
-  dy = jax.random.normal(kd, (3, size // 2, size // 2, f))
-  ref = lambda x, k: jax.lax.conv_general_dilated(x, k, (2, 2), "SAME", dimension_numbers=nets.DN)  # noqa: E731
+  x = jax.random.normal(kx, x_shape)
+  kernel = jax.random.normal(kk, kernel_shape) / (kernel_shape[2] ** 0.5 * kernel_shape[0])
+  ref = lambda x, k: jax.lax.conv_general_dilated(x, k, strides, "SAME", dimension_numbers=nets.DN)  # noqa: E731
   y_ref, vjp_ref = jax.vjp(ref, x, kernel)
-  y, vjp = jax.jit(lambda x, k: jax.vjp(nets.conv_4x4_stride2, x, k))(x, kernel)
+  dy = jax.random.normal(kd, y_ref.shape)
+  y, vjp = jax.jit(lambda x, k: jax.vjp(conv, x, k))(x, kernel)
   np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5)
   for got, want in zip(vjp(dy), vjp_ref(dy)):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
@@ -148,16 +153,7 @@ def test_conv_4x4_stride2_matches_xla_in_value_and_both_gradients(c, f, size):
 def test_conv_taps_matches_xla_in_value_and_both_gradients(c, f, size, kernel):
   """The subpixel layers' CPU conv (one matmul to every tap, then shifted sums; shifted output gradients in the
   backward pass) is XLA's SAME stride-1 conv in all three passes, for odd, even (uneven padding) and 1x1 kernels."""
-  kx, kk, kd = jax.random.split(jax.random.PRNGKey(0), 3)
-  x = jax.random.normal(kx, (3, *size, c))
-  w = jax.random.normal(kk, (*kernel, c, f)) / c ** 0.5
-  dy = jax.random.normal(kd, (3, *size, f))
-  ref = lambda x, k: jax.lax.conv_general_dilated(x, k, (1, 1), "SAME", dimension_numbers=nets.DN)  # noqa: E731
-  y_ref, vjp_ref = jax.vjp(ref, x, w)
-  y, vjp = jax.jit(lambda x, k: jax.vjp(nets.conv_taps, x, k))(x, w)
-  np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5)
-  for got, want in zip(vjp(dy), vjp_ref(dy)):
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+  _assert_is_xla_conv(nets.conv_taps, (3, *size, c), (*kernel, c, f), (1, 1))
 
 
 def test_conv_impls_agree_and_share_parameters():
