@@ -32,25 +32,51 @@ class Checkpoints:
     self.manager.save(step, args=ocp.args.StandardSave(tree))
 
   def restore(self, target, step: int | None = None):
-    """Restores `step` (default: latest) into the structure, shapes, dtypes and shardings of `target`."""
+    """Restores `step` (default: latest) into the structure, shapes, dtypes and shardings of `target`. The saved
+    arrays' metadata is checked against `target` before any array is read: a mismatched checkpoint fails at once,
+    without starting reads that Orbax would abandon half done."""
     step = self.latest_step() if step is None else step
     template = serialization.to_state_dict(target)
     abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding), template)
     try:
-      restored = self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
-      mismatched = [jax.tree_util.keystr(p) for (p, a), b in zip(jax.tree_util.tree_leaves_with_path(abstract),
-                                                                  jax.tree.leaves(restored))
-                    if a.shape != b.shape or a.dtype != b.dtype]
-      if mismatched or jax.tree.structure(restored) != jax.tree.structure(abstract):
-        raise ValueError(f"arrays differ from the model's: {mismatched[:3]}")
+      reason = _mismatch(self.manager.item_metadata(step), abstract)
+      if reason is None:
+        restored = self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
+        reason = _mismatch(restored, abstract)
     except Exception as e:  # Orbax raises many types for unreadable or mismatched files
       reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-      raise UserError(f"checkpoint {self.directory / str(step)} is corrupt or does not match this model "
-                      f"({reason}); it was left untouched") from e
+      raise self._error(step, reason) from e
+    if reason is not None:
+      raise self._error(step, reason)
     return serialization.from_state_dict(target, restored)
+
+  def _error(self, step, reason: str) -> UserError:
+    return UserError(f"checkpoint {self.directory / str(step)} is corrupt or does not match this model ({reason}); "
+                     "it was left untouched")
 
   def wait(self) -> None:
     self.manager.wait_until_finished()
 
   def close(self) -> None:
     self.manager.close()
+
+
+def _mismatch(saved, abstract) -> str | None:
+  """None if `saved` (restored arrays, or Orbax's metadata of them) has the paths, shapes and dtypes of `abstract`;
+  otherwise which arrays differ."""
+  def signature(tree):
+    return {jax.tree_util.keystr(path): (tuple(getattr(leaf, "shape", ())), str(getattr(leaf, "dtype", type(leaf))))
+            for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
+  have, want = signature(saved), signature(abstract)
+  if have == want:
+    return None
+  order = lambda k: ("['params']" not in k, k)  # noqa: E731 -- parameters before optimizer state
+  missing, extra = sorted(want.keys() - have.keys(), key=order), sorted(have.keys() - want.keys(), key=order)
+  differ = sorted((k for k in want.keys() & have.keys() if have[k] != want[k]), key=order)
+  parts = [f"{len(missing)} arrays of the model missing, e.g. {missing[0]}"] if missing else []
+  parts += [f"{len(extra)} arrays the model lacks, e.g. {extra[0]}"] if extra else []
+  if differ:
+    k = differ[0]
+    parts.append(f"{len(differ)} arrays differ, e.g. {k}: {have[k][0]} {have[k][1]} saved, {want[k][0]} {want[k][1]} "
+                 "in the model")
+  return "; ".join(parts)
