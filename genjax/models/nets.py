@@ -92,7 +92,7 @@ def conv_taps(x_BxHxWxC, kernel):
   few outputs, where XLA:CPU's conv runs far below the matmul peak: the subpixel layer that makes a grey image
   (3x3, 32 or 64 features -> 4) took 5.9 / 12.0 ms per step in its three passes as XLA's conv at batch 128 (2-core
   EPYC) and 2.7 / 4.4 ms this way. The backward pass is matmuls too, over the kh*kw shifts of the output gradient
-  (F channels each): input gradient shifts(dy) @ W^T, weight gradient x^T @ shifts(dy)."""
+  (F channels each): input gradient shifts(dy) @ W^T, weight gradient shifts(dy)^T @ x."""
   kh, kw, _, f = kernel.shape
   b, h, w, _ = x_BxHxWxC.shape
   t = (x_BxHxWxC @ _tap_matrix(kernel)).reshape(b, h, w, kh, kw, f)
