@@ -18,7 +18,9 @@ class Checkpoints:
   def __init__(self, directory, max_to_keep: int = 3):
     self.directory = pathlib.Path(directory).resolve()
     options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True, enable_async_checkpointing=True)
-    self.manager = ocp.CheckpointManager(self.directory, options=options)
+    # The handler named up front, so a manager opened on an existing directory can read the saved metadata.
+    self.manager = ocp.CheckpointManager(self.directory, options=options,
+                                         item_handlers=ocp.StandardCheckpointHandler())
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
@@ -39,7 +41,8 @@ class Checkpoints:
     template = serialization.to_state_dict(target)
     abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding), template)
     try:
-      reason = _mismatch(self.manager.item_metadata(step), abstract)
+      saved = self.manager.item_metadata(step)  # None where Orbax cannot tell: the restore below checks
+      reason = None if saved is None else _mismatch(saved, abstract)
       if reason is None:
         restored = self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
         reason = _mismatch(restored, abstract)

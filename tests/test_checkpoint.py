@@ -43,7 +43,10 @@ def test_mismatched_model_is_a_user_error(tmp_path):
   ck.save(5, state)
   ck.wait()
   other, _ = _state("vae", latent_dim=8)
-  # Caught from the saved metadata, before Orbax starts reading arrays (reads it would abandon half done).
+  # Caught from the saved metadata, before Orbax starts reading arrays (reads it would abandon half done), by a
+  # manager opened afresh as `make eval` or a resumed run opens it.
+  ck.close()
+  ck = checkpoint.Checkpoints(tmp_path / "ck")
   ck.manager.restore = lambda *a, **k: pytest.fail("read the arrays of a checkpoint whose metadata does not match")
   with pytest.raises(UserError, match=r"does not match this model \(9 arrays differ, e.g. \['params'\]\['decoder'\]"
                                       r"\['project'\]\['kernel'\]: \(16, 3136\) float32 saved, \(8, 3136\)"):

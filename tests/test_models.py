@@ -177,6 +177,8 @@ def test_conv_impls_agree_and_share_parameters():
   for impl, m in stride1.items():
     assert jax.tree.map(jnp.shape, m.init(jax.random.PRNGKey(1), x)) == jax.tree.map(jnp.shape, variables)
     np.testing.assert_allclose(m.apply(variables, x), stride1["lax"].apply(variables, x), rtol=1e-5, atol=1e-5)
+  auto_uses_conv = "conv_general_dilated" in str(jax.make_jaxpr(stride1["auto"].apply)(variables, x))
+  assert auto_uses_conv == (jax.default_backend() != "cpu")
 
 
 @pytest.mark.parametrize("shape", [(16, 24), (4, 5, 5, 3)])
