@@ -104,6 +104,11 @@ def uniform(key, shape, dtype=jnp.float32, minval=0.0, maxval=1.0):
   words = _fast(key, shape, dtype)
   if words is None:
     return jax.random.uniform(key, shape, dtype, minval, maxval)
+  return _between(words, shape, dtype, minval, maxval)
+
+
+def _between(words, shape, dtype, minval, maxval):
+  """jax.random.uniform's floats in [minval, maxval): the unit draw scaled and shifted, clipped below at minval."""
   lo, hi = jnp.asarray(minval, dtype), jnp.asarray(maxval, dtype)
   return lax.max(lo, _unit(words, shape, dtype) * (hi - lo) + lo)
 
@@ -115,8 +120,7 @@ def normal(key, shape, dtype=jnp.float32):
   if words is None:
     return jax.random.normal(key, shape, dtype)
   dtype = jnp.dtype(dtype)
-  lo, hi = np.nextafter(np.array(-1.0, dtype), np.array(0.0, dtype)), np.array(1.0, dtype)
-  u = lax.max(jnp.asarray(lo, dtype), _unit(words, shape, dtype) * jnp.asarray(hi - lo, dtype) + jnp.asarray(lo, dtype))
+  u = _between(words, shape, dtype, np.nextafter(np.array(-1.0, dtype), np.array(0.0, dtype)), 1.0)
   return jnp.asarray(np.sqrt(2), dtype) * lax.erf_inv(u)
 
 
