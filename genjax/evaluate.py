@@ -198,13 +198,17 @@ def _bind(fn, step_config):
   return functools.partial(fn, **{k: v for k, v in step_config.items() if k in accepted})
 
 
+def _in_batches(draw, key, n: int, batch: int) -> np.ndarray:
+  """uint8 images from draw(fold_in(key, i), start, stop) for the i-th batch [start, stop) of n."""
+  return to_uint8(np.concatenate([np.asarray(draw(jax.random.fold_in(key, i), start, min(start + batch, n)))
+                                  for i, start in enumerate(range(0, n, batch))]))
+
+
 def draw_samples(run: Run, n: int, seed: int, batch: int = 1000) -> np.ndarray:
   """n samples as uint8 [n, H, W, C], batch i drawn with fold_in(PRNGKey(seed), i)."""
   sample = jax.jit(run.family.sample, static_argnums=2)
-  key = jax.random.PRNGKey(seed)
-  out = [np.asarray(sample(run.state, jax.random.fold_in(key, i), min(batch, n - start)))
-         for i, start in enumerate(range(0, n, batch))]
-  return to_uint8(np.concatenate(out))
+  return _in_batches(lambda key, start, stop: sample(run.state, key, stop - start), jax.random.PRNGKey(seed), n,
+                     batch)
 
 
 def label_accuracy(run: Run, dataset: str, n: int, seed: int, batch: int = 1000) -> float:
@@ -213,8 +217,7 @@ def label_accuracy(run: Run, dataset: str, n: int, seed: int, batch: int = 1000)
   labels = np.arange(n) % int(run.config.model.num_classes)
   sample = jax.jit(run.family.sample_class)
   key = jax.random.fold_in(jax.random.PRNGKey(seed), 1)  # draws of their own, apart from draw_samples'
-  images = to_uint8(np.concatenate([np.asarray(sample(run.state, jax.random.fold_in(key, i), labels[s:s + batch]))
-                                    for i, s in enumerate(range(0, n, batch))]))
+  images = _in_batches(lambda key, start, stop: sample(run.state, key, labels[start:stop]), key, n, batch)
   state, _ = feature_network(dataset)
   return float(np.mean(np.argmax(_softmax(state, images), axis=-1) == labels))
 
