@@ -17,6 +17,12 @@ DN = ("NHWC", "HWIO", "NHWC")
 TAPS_MAX_FEATURES = 4
 
 
+def _taps_pays(features: int, strides) -> bool:
+  """Whether `conv_taps` is the faster form of a conv to `features` with `strides` here: on CPU, stride 1, few
+  features."""
+  return jax.default_backend() == "cpu" and tuple(strides) == (1, 1) and features <= TAPS_MAX_FEATURES
+
+
 def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
   """XLA's SAME padding of one spatial axis: (low, high)."""
   out = -(-size // stride)
@@ -146,9 +152,8 @@ class Conv(nn.Module):
     impl = self.impl
     if impl == "auto":
       cpu = jax.default_backend() == "cpu"
-      stride1 = tuple(self.strides) == (1, 1)
-      impl = ("lax" if not cpu else "s2d" if s2d else "taps" if stride1 and self.features <= TAPS_MAX_FEATURES
-              else "patches" if stride1 else "lax")
+      impl = ("lax" if not cpu else "s2d" if s2d else "taps" if _taps_pays(self.features, self.strides)
+              else "patches" if tuple(self.strides) == (1, 1) else "lax")
     if impl == "patches":
       y = patches(x, (kh, kw), self.strides) @ kernel.reshape(kh * kw * c, self.features)
     elif impl == "lax":
@@ -273,8 +278,8 @@ class Upsample2x(nn.Module):
       return nn.ConvTranspose(self.features, (4, 4), strides=(2, 2), padding="SAME", use_bias=self.use_bias)(x)
     if self.kind == "subpixel":
       # nets.Conv has nn.Conv's parameters, so the tree (`Conv_0`) and its initialization are nn.Conv's.
-      few = jax.default_backend() == "cpu" and 4 * self.features <= TAPS_MAX_FEATURES
-      return depth_to_space(Conv(4 * self.features, (3, 3), use_bias=self.use_bias, impl="taps" if few else "lax")(x))
+      impl = "taps" if _taps_pays(4 * self.features, (1, 1)) else "lax"  # not `auto`: its `patches` is slower here
+      return depth_to_space(Conv(4 * self.features, (3, 3), use_bias=self.use_bias, impl=impl)(x))
     raise ValueError(f"unknown upsample '{self.kind}'; expected one of {UPSAMPLE}")
 
 
