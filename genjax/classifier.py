@@ -48,11 +48,11 @@ class CNN(nn.Module):
       if self.batch_norm:  # axis_name: statistics of the global batch under shard_map/pmap
         h = nn.BatchNorm(use_running_average=not train, momentum=0.9, axis_name=axis_name)(h)
       h = nets.max_pool_2x2(nn.relu(h))
-    h = nn.relu(nn.Dense(self.hidden, name="features")(h.reshape(h.shape[0], -1)))
+    h = nn.relu(nets.Dense(self.hidden, name="features")(h.reshape(h.shape[0], -1)))
     if return_features:
       return h
     h = nn.Dropout(self.dropout, deterministic=not train)(h)
-    return nn.Dense(self.num_classes, name="logits")(h)
+    return nets.Dense(self.num_classes, name="logits")(h)
 
 
 def get_config(dataset: str = "mnist") -> ml_collections.ConfigDict:

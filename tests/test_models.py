@@ -156,6 +156,45 @@ def test_conv_taps_matches_xla_in_value_and_both_gradients(c, f, size, kernel):
   _assert_is_xla_conv(nets.conv_taps, (3, *size, c), (*kernel, c, f), (1, 1))
 
 
+@pytest.mark.parametrize("x_shape", [(8, 20), (2, 3, 20)])
+def test_dense_accumulates_bfloat16_in_float32_and_leaves_float32_alone(x_shape):
+  """nets.Dense is nn.Dense (same parameters; float32 outputs and gradients bit for bit); with bfloat16 operands
+  each matmul, forward and both gradients, is the float32-accumulated product rounded to bfloat16 once."""
+  import flax.linen as nn
+  kx, kd = jax.random.split(jax.random.PRNGKey(0))
+  x = jax.random.normal(kx, x_shape)
+  ours, ref = nets.Dense(7), nn.Dense(7)
+  variables = ours.init(jax.random.PRNGKey(1), x)
+  chex.assert_trees_all_equal(variables, ref.init(jax.random.PRNGKey(1), x))
+  dy = jax.random.normal(kd, (*x_shape[:-1], 7))
+
+  def output_and_gradients(m):
+    y, vjp = jax.vjp(lambda v, x: m.apply(v, x), variables, x)
+    return y, vjp(dy)
+  chex.assert_trees_all_equal(output_and_gradients(ours), output_and_gradients(ref))
+
+  bf, f32 = jnp.bfloat16, jnp.float32
+  xb, kb, dyb = x.astype(bf), variables["params"]["kernel"].astype(bf), dy.astype(bf)
+  y, vjp = jax.vjp(lambda x, k: nets.dot_general(x, k, (((x.ndim - 1,), (0,)), ((), ()))), xb, kb)
+  dx, dk = vjp(dyb)
+  assert y.dtype == dx.dtype == dk.dtype == bf
+  exact = lambda a, b: np.asarray(a, np.float64) @ np.asarray(b, np.float64)  # noqa: E731
+  x2, dy2 = np.asarray(xb, np.float64).reshape(-1, 20), np.asarray(dyb, np.float64).reshape(-1, 7)
+  # Rounded once from a float32 sum: within half a bfloat16 ulp (2^-9 relative) of the exact product, plus the
+  # float32 sum's own error; a bfloat16 accumulation is off by several ulps.
+  for got, want in ((y, exact(xb, kb)), (dx, exact(dyb, kb.T)), (dk, x2.T @ dy2)):
+    np.testing.assert_allclose(np.asarray(got, np.float64), want, rtol=2 ** -8, atol=1e-6)
+  xb2, dyb2 = xb.reshape(-1, 20), dyb.reshape(-1, 7)
+  for got, a, b in ((y, xb2, kb), (dx, dyb2, kb.T), (dk, xb2.T, dyb2)):
+    np.testing.assert_array_equal(got.reshape(-1, got.shape[-1]),
+                                  jax.lax.dot(a, b, preferred_element_type=f32).astype(bf))
+  # Calls that are not a Dense contraction, or ask for a result type, are lax.dot_general's.
+  a, b = jnp.ones((3, 4), bf), jnp.ones((5, 4), bf)
+  dims = (((1,), (1,)), ((), ()))
+  assert nets.dot_general(a, b, dims).dtype == bf
+  assert "preferred_element_type=float32" not in str(jax.make_jaxpr(nets.dot_general, static_argnums=2)(a, b, dims))
+
+
 def test_conv_impls_agree_and_share_parameters():
   x = jax.random.normal(jax.random.PRNGKey(0), (2, 14, 14, 3))
   outs = {}

@@ -18,8 +18,20 @@ from genjax.state import compute_in
 from genjax.errors import UserError
 
 
-def _matmul_dtypes(name, dtype):
-  """The operand dtypes of every dot_general and conv in the traced training step."""
+def _eqns(jaxpr):
+  """Every equation of `jaxpr` and of the jaxprs inside it (jit, scan, custom_vjp, ...)."""
+  for eqn in jaxpr.eqns:
+    yield eqn
+    for v in eqn.params.values():
+      for sub in (v if isinstance(v, (tuple, list)) else (v,)):
+        if isinstance(sub, jax.extend.core.ClosedJaxpr):
+          yield from _eqns(sub.jaxpr)
+        elif isinstance(sub, jax.extend.core.Jaxpr):
+          yield from _eqns(sub)
+
+
+def _matmuls(name, dtype):
+  """The dot_general and conv equations of the traced training step, with the step's output info."""
   config = cfg.load(cfg.EXPERIMENTS_DIR / f"{name}.py")
   family = MODELS[name]
   batch = {"image": jnp.full((8, 28, 28, 1), 0.5), "label": jnp.arange(8, dtype=jnp.int32)}
@@ -27,9 +39,14 @@ def _matmul_dtypes(name, dtype):
   state = compute_in(jax.eval_shape(functools.partial(family.init_state, config=config, example_batch=batch),
                                     jax.random.PRNGKey(1)), dtype)
   traced = jax.jit(functools.partial(family.train_step, **config.step)).trace(state, batch, jax.random.PRNGKey(2))
-  text = str(traced.jaxpr)
-  return state, set(re.findall(r"(\w+)\[[\d,]*\] = (?:dot_general|conv_general_dilated)\[", text)), \
-      traced.out_info
+  eqns = [e for e in _eqns(traced.jaxpr.jaxpr) if e.primitive.name in ("dot_general", "conv_general_dilated")]
+  return state, eqns, traced.out_info
+
+
+def _matmul_dtypes(name, dtype):
+  """The operand dtypes of every dot_general and conv in the traced training step."""
+  state, eqns, out_info = _matmuls(name, dtype)
+  return state, {jnp.dtype(v.aval.dtype).name for e in eqns for v in e.invars}, out_info
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -37,13 +54,30 @@ def test_bfloat16_step_multiplies_in_bfloat16_and_keeps_float32_state(name):
   if name == "gmmn_ae":  # needs a trained autoencoder's run directory; its networks are gmmn's and ae_dense's
     pytest.skip("builds from another run")
   _, f32_ops, _ = _matmul_dtypes(name, "float32")
-  assert f32_ops == {"f32"}
+  assert f32_ops == {"float32"}
   state, ops, (new_state, metrics) = _matmul_dtypes(name, "bfloat16")
-  assert "bf16" in ops, f"{name}: no matmul or conv in bfloat16 ({ops})"
+  assert "bfloat16" in ops, f"{name}: no matmul or conv in bfloat16 ({ops})"
   # Those left in float32 are the gradients' own reductions of float32 losses, if any: never most of them.
   floats = {str(a.dtype) for a in jax.tree.leaves(new_state) if jnp.issubdtype(a.dtype, jnp.floating)}
   assert floats == {"float32"}, floats
   assert all(m.dtype == jnp.float32 for m in jax.tree.leaves(metrics))
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_bfloat16_dense_layers_accumulate_in_float32(name):
+  """Every Dense layer's matmuls, forward and backward, take bfloat16 operands and accumulate in float32
+  (nets.Dense): XLA:CPU runs those at up to twice the float32 rate here, and ones with a bfloat16 result at float32's
+  rate or below. A Dense built as plain nn.Dense fails this."""
+  if name == "gmmn_ae":
+    pytest.skip("builds from another run")
+  _, eqns, _ = _matmuls(name, "bfloat16")
+  dots = [e for e in eqns if e.primitive.name == "dot_general"
+          and all(v.aval.dtype == jnp.bfloat16 for v in e.invars)]
+  assert dots, f"{name}: no bfloat16 matmul"
+  rounded = [str(e.outvars[0].aval) for e in dots if e.params["preferred_element_type"] != jnp.float32]
+  assert not rounded, f"{name}: bfloat16 matmuls without float32 accumulation: {rounded}"
+  _, f32_eqns, _ = _matmuls(name, "float32")  # float32 models stay plain lax.dot_general
+  assert all(e.params["preferred_element_type"] in (None, jnp.float32) for e in f32_eqns)
 
 
 @pytest.mark.parametrize("name,tolerance", [("vae_dense", 0.01),

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 
 from genjax import losses
 from genjax.errors import UserError
+from genjax.models import nets
 from genjax.optim import make_tx
 from genjax.state import TrainState, pmean, step_key
 
@@ -36,8 +37,8 @@ class DenseAutoEncoder(nn.Module):
 
   def setup(self):
     self.drop = nn.Dropout(self.dropout)
-    self.encoder = nn.Dense(self.code_dim)
-    self.decoder = nn.Dense(math.prod(self.shape))
+    self.encoder = nets.Dense(self.code_dim)
+    self.decoder = nets.Dense(math.prod(self.shape))
 
   def encode(self, x, train: bool = False):
     x_BxD = x.reshape(x.shape[0], -1)

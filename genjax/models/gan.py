@@ -28,7 +28,7 @@ class Generator(nn.Module):
     # axis_name: under shard_map/pmap, batch statistics of the global batch, as one device would compute them.
     bn = lambda: nets.BatchNorm(use_running_average=not train, momentum=0.9, axis_name=axis_name)
     # No bias before BatchNorm: BN cancels it, and Adam would turn its zero gradient's rounding noise into steps.
-    h = nn.Dense((h_out // s) * (w_out // s) * self.features[0], use_bias=False, name="project")(z_BxD)
+    h = nets.Dense((h_out // s) * (w_out // s) * self.features[0], use_bias=False, name="project")(z_BxD)
     h = nn.relu(bn()(h)).reshape(z_BxD.shape[0], h_out // s, w_out // s, self.features[0])
     for f in self.features[1:]:
       h = nn.relu(bn()(nets.Upsample2x(f, self.upsample, use_bias=False)(h)))
@@ -49,7 +49,7 @@ class ConvTrunk(nn.Module):
     features = h.reshape(h.shape[0], -1)
     if self.minibatch_std:
       h = gans.minibatch_stddev(h)
-    return nn.Dense(1, name="out")(h.reshape(h.shape[0], -1))[:, 0], features
+    return nets.Dense(1, name="out")(h.reshape(h.shape[0], -1))[:, 0], features
 
 
 class Discriminator(nn.Module):

@@ -22,6 +22,7 @@ from flax import struct
 
 from genjax import losses
 from genjax.errors import UserError
+from genjax.models import nets
 from genjax.optim import make_tx
 from genjax.state import GANState, TrainState, pmean, step_key
 
@@ -80,8 +81,8 @@ class MLPGenerator(nn.Module):
     del axis_name  # no BatchNorm
     h = z_BxD
     for f in self.hidden:
-      h = nn.relu(nn.Dense(f)(with_label(h, y_B, self.num_classes)))
-    h = nn.Dense(math.prod(self.shape), name="out")(with_label(h, y_B, self.num_classes))
+      h = nn.relu(nets.Dense(f)(with_label(h, y_B, self.num_classes)))
+    h = nets.Dense(math.prod(self.shape), name="out")(with_label(h, y_B, self.num_classes))
     return jnp.tanh(h).reshape(z_BxD.shape[0], *self.shape)
 
 
@@ -100,13 +101,13 @@ class MLPDiscriminator(nn.Module):
   def __call__(self, x_BxHxWxC, y_B=None, train: bool = False):
     h = x_BxHxWxC.reshape(x_BxHxWxC.shape[0], -1)
     for f in self.hidden:
-      h = nn.leaky_relu(nn.Dense(f)(with_label(h, y_B, self.num_classes)), 0.2)
+      h = nn.leaky_relu(nets.Dense(f)(with_label(h, y_B, self.num_classes)), 0.2)
       if self.dropout > 0:
         h = nn.Dropout(self.dropout, deterministic=not train)(h)
     features = h
     if self.minibatch_std:
       h = minibatch_stddev(h)
-    logits = nn.Dense(1, name="out")(with_label(h, y_B, self.num_classes))[:, 0]
+    logits = nets.Dense(1, name="out")(with_label(h, y_B, self.num_classes))[:, 0]
     if self.num_classes and self.projection:
       logits = logits + jnp.sum(nn.Embed(self.num_classes, h.shape[-1], name="projection")(y_B) * h, axis=-1)
     return logits, features

@@ -26,6 +26,7 @@ from flax import struct
 
 from genjax import checkpoint, data, mmd
 from genjax.errors import UserError
+from genjax.models import nets
 from genjax.optim import make_tx
 from genjax.state import TrainState, pmean, step_key
 
@@ -44,8 +45,8 @@ class Generator(nn.Module):
   def __call__(self, u_BxD):
     h = u_BxD
     for i, f in enumerate(self.hidden):
-      h = nn.relu(nn.Dense(f, name=f"hidden_{i}")(h))
-    out = nn.Dense(math.prod(self.out_shape), name="out")(h)
+      h = nn.relu(nets.Dense(f, name=f"hidden_{i}")(h))
+    out = nets.Dense(math.prod(self.out_shape), name="out")(h)
     out = jax.nn.sigmoid(out) if self.sigmoid else out
     return out.reshape(u_BxD.shape[0], *self.out_shape)
 

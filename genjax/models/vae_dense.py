@@ -34,8 +34,8 @@ class MLP(nn.Module):
   def __call__(self, h):
     act = ACTIVATIONS[self.activation]
     for i, f in enumerate(self.hidden):
-      h = act(nn.Dense(f, name=f"hidden_{i}")(h))
-    return nn.Dense(self.out_dim, name="out")(h)
+      h = act(nets.Dense(f, name=f"hidden_{i}")(h))
+    return nets.Dense(self.out_dim, name="out")(h)
 
 
 class DenseVAE(nn.Module):
