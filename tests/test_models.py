@@ -180,8 +180,8 @@ def test_dense_accumulates_bfloat16_in_float32_and_leaves_float32_alone(x_shape)
   assert y.dtype == dx.dtype == dk.dtype == bf
   exact = lambda a, b: np.asarray(a, np.float64) @ np.asarray(b, np.float64)  # noqa: E731
   x2, dy2 = np.asarray(xb, np.float64).reshape(-1, 20), np.asarray(dyb, np.float64).reshape(-1, 7)
-  # Rounded once from a float32 sum: within half a bfloat16 ulp (2^-9 relative) of the exact product, plus the
-  # float32 sum's own error; a bfloat16 accumulation is off by several ulps.
+  # Rounded once from a float32 sum: within half a bfloat16 ulp (2^-8 relative) of the exact product, plus the
+  # float32 sum's own error.
   for got, want in ((y, exact(xb, kb)), (dx, exact(dyb, kb.T)), (dk, x2.T @ dy2)):
     np.testing.assert_allclose(np.asarray(got, np.float64), want, rtol=2 ** -8, atol=1e-6)
   xb2, dyb2 = xb.reshape(-1, 20), dyb.reshape(-1, 7)

@@ -3,9 +3,9 @@ gradients and optimizer state, and its losses track the float32 run."""
 
 import functools
 import json
-import re
 
 import jax
+import jax.extend
 import jax.numpy as jnp
 import numpy as np
 import pytest
