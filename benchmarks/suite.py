@@ -74,7 +74,8 @@ def versions() -> dict:
 def matmul_peak(dtype=jnp.float32, min_seconds: float = 2.0) -> float:
   """GFLOP/s of a large square matmul at its fastest repeat: the measured peak the models are compared with.
   Products accumulate in float32, as matmul units do for bfloat16 and as nets.Dense asks for: on the 2-core EPYC
-  (AVX512_BF16) a bfloat16 matmul with a bfloat16 result ran at 180 GFLOP/s and one accumulating in float32 at 332."""
+  (AVX512_BF16) a bfloat16 matmul with a bfloat16 result ran at 180 GFLOP/s and one accumulating in float32 at
+  332-397."""
   n = 2048 if jax.default_backend() == "cpu" else 8192
   a = jax.random.normal(jax.random.PRNGKey(0), (n, n), dtype)
   f = jax.jit(lambda a: jnp.matmul(a, a, preferred_element_type=jnp.float32))

@@ -178,21 +178,21 @@ def test_dense_accumulates_bfloat16_in_float32_and_leaves_float32_alone(x_shape)
   y, vjp = jax.vjp(lambda x, k: nets.dot_general(x, k, (((x.ndim - 1,), (0,)), ((), ()))), xb, kb)
   dx, dk = vjp(dyb)
   assert y.dtype == dx.dtype == dk.dtype == bf
-  exact = lambda a, b: np.asarray(a, np.float64) @ np.asarray(b, np.float64)  # noqa: E731
-  x2, dy2 = np.asarray(xb, np.float64).reshape(-1, 20), np.asarray(dyb, np.float64).reshape(-1, 7)
-  # Rounded once from a float32 sum: within half a bfloat16 ulp (2^-8 relative) of the exact product, plus the
-  # float32 sum's own error.
-  for got, want in ((y, exact(xb, kb)), (dx, exact(dyb, kb.T)), (dk, x2.T @ dy2)):
-    np.testing.assert_allclose(np.asarray(got, np.float64), want, rtol=2 ** -8, atol=1e-6)
   xb2, dyb2 = xb.reshape(-1, 20), dyb.reshape(-1, 7)
   for got, a, b in ((y, xb2, kb), (dx, dyb2, kb.T), (dk, xb2.T, dyb2)):
-    np.testing.assert_array_equal(got.reshape(-1, got.shape[-1]),
-                                  jax.lax.dot(a, b, preferred_element_type=f32).astype(bf))
+    got = got.reshape(-1, got.shape[-1])
+    # Rounded once from a float32 sum: within half a bfloat16 ulp (2^-8 relative) of the exact product, plus the
+    # float32 sum's own error; and exactly the float32-accumulated product rounded to bfloat16.
+    np.testing.assert_allclose(np.asarray(got, np.float64), np.asarray(a, np.float64) @ np.asarray(b, np.float64),
+                               rtol=2 ** -8, atol=1e-6)
+    np.testing.assert_array_equal(got, jax.lax.dot(a, b, preferred_element_type=f32).astype(bf))
   # Calls that are not a Dense contraction, or ask for a result type, are lax.dot_general's.
   a, b = jnp.ones((3, 4), bf), jnp.ones((5, 4), bf)
   dims = (((1,), (1,)), ((), ()))
   assert nets.dot_general(a, b, dims).dtype == bf
   assert "preferred_element_type=float32" not in str(jax.make_jaxpr(nets.dot_general, static_argnums=2)(a, b, dims))
+  asks = jax.make_jaxpr(lambda x, k: nets.dot_general(x, k, (((1,), (0,)), ((), ())), preferred_element_type=bf))
+  assert "preferred_element_type=float32" not in str(asks(xb2, kb))
 
 
 def test_conv_impls_agree_and_share_parameters():
