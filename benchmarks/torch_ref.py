@@ -5,8 +5,8 @@ torch 2.13.0, the CPU build).
 Each model mirrors its genjax counterpart layer for layer (same shapes, activations, losses, Adam settings), and each
 step does the same work: the batch is gathered from resident uint8 images by index and scaled to [0, 1]. The GANs
 draw fresh latents for the discriminator update and again for the generator update, as `gans.train_step` does.
-Layouts follow each framework's convention (NCHW here, NHWC in genjax); depth-to-space is `nn.PixelShuffle`, whose
-channel order differs from genjax's but costs the same.
+Layouts follow each framework's convention (NCHW here, NHWC in genjax); depth-to-space (the 'subpixel' upsampling) is
+`F.pixel_shuffle`, whose channel order differs from genjax's but costs the same.
 """
 
 from __future__ import annotations
@@ -36,14 +36,21 @@ def _conv_encoder(out_dim, features=(32, 64)):
 
 
 class _Upsample(nn.Module):
-  """genjax's 'subpixel' Upsample2x: a 3x3 conv to 4x the channels, then depth-to-space."""
+  """genjax's Upsample2x of the default configs ('transpose'): a 4x4 stride-2 transposed conv, SAME on 7 and 14
+  (padding 1). With kind='subpixel': a 3x3 conv to 4x the channels, then depth-to-space."""
 
-  def __init__(self, cin, cout, bias=True):
+  def __init__(self, cin, cout, bias=True, kind="transpose"):
     super().__init__()
-    self.conv = nn.Conv2d(cin, 4 * cout, 3, 1, 1, bias=bias)
+    self.kind = kind
+    if kind == "transpose":
+      self.conv = nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=bias)
+    elif kind == "subpixel":
+      self.conv = nn.Conv2d(cin, 4 * cout, 3, 1, 1, bias=bias)
+    else:
+      raise ValueError(f"unknown upsample {kind!r}")
 
   def forward(self, x):
-    return F.pixel_shuffle(self.conv(x), 2)
+    return self.conv(x) if self.kind == "transpose" else F.pixel_shuffle(self.conv(x), 2)
 
 
 class _ConvDecoder(nn.Module):

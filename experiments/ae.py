@@ -13,7 +13,7 @@ def get_config():
   c.model.name = "ae"
   c.model.code_dim = 16
   c.model.features = (32, 64)
-  c.model.upsample = "subpixel"
+  c.model.upsample = "transpose"  # 4x4 stride-2 transposed convs (nets.ConvTranspose4x4); or "subpixel"
   c.model.dropout = 0.0  # rate of dropout on the features feeding the code layer, training only
   c.optim.lr = 1e-3
   c.step.loss = "bce"  # MSE on a sigmoid output saturates: measured stuck at all-black (MSE 0.11) from step 50

@@ -14,7 +14,7 @@ def get_config():
   c.model.latent_dim = 64
   c.model.gen_features = (128, 64)
   c.model.disc_features = (32, 64)
-  c.model.upsample = "subpixel"
+  c.model.upsample = "transpose"  # 4x4 stride-2 transposed convs (nets.ConvTranspose4x4); or "subpixel"
   c.model.latent_dist = "normal"  # or "uniform": U[-1, 1]
   c.model.minibatch_std = False  # append the minibatch standard deviation to D's last feature map
   c.optim.lr = 2e-4

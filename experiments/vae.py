@@ -13,7 +13,7 @@ def get_config():
   c.model.name = "vae"
   c.model.latent_dim = 16
   c.model.features = (32, 64)
-  c.model.upsample = "subpixel"
+  c.model.upsample = "transpose"  # 4x4 stride-2 transposed convs (nets.ConvTranspose4x4); or "subpixel"
   c.optim.lr = 1e-3
   c.step.beta = 1.0
   c.train.steps = 2000

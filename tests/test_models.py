@@ -116,6 +116,33 @@ def test_subpixel_upsample_is_linen_conv_and_depth_to_space(features):
   assert uses_conv == (jax.default_backend() != "cpu" or 4 * features > nets.TAPS_MAX_FEATURES)
 
 
+@pytest.mark.parametrize("features,x_shape", [(6, (2, 7, 5, 8)), (1, (2, 14, 14, 16)), (3, (1, 4, 6, 5))])
+def test_transpose_upsample_is_linen_conv_transpose(features, x_shape):
+  """The transposed-conv layer (phases of a 2x2 conv on CPU, its taps form for 4 * features <= TAPS_MAX_FEATURES)
+  has nn.ConvTranspose's parameter tree and initialization under the name it had before, and computes
+  nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding="SAME"), both gradients included; on CPU no pass is
+  XLA's input-dilated conv, whose weight gradient ran 18x slower."""
+  import flax.linen as nn
+
+  class Linen(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+      return nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding="SAME")(x)
+
+  x = jax.random.normal(jax.random.PRNGKey(0), x_shape)
+  m, ref = nets.Upsample2x(features, "transpose"), Linen()
+  variables = m.init(jax.random.PRNGKey(1), x)
+  chex.assert_trees_all_equal(variables, ref.init(jax.random.PRNGKey(1), x))
+  variables = jax.tree.map(lambda v: v + 0.1, variables)  # a bias that is not zero
+  loss = lambda v, x: jnp.sum(jnp.sin(m.apply(v, x)))  # noqa: E731
+  loss_ref = lambda v, x: jnp.sum(jnp.sin(ref.apply(v, x)))  # noqa: E731
+  np.testing.assert_allclose(jax.jit(loss)(variables, x), loss_ref(variables, x), rtol=1e-5)
+  for got, want in zip(jax.jit(jax.grad(loss, (0, 1)))(variables, x), jax.grad(loss_ref, (0, 1))(variables, x)):
+    chex.assert_trees_all_close(got, want, rtol=1e-4, atol=1e-4)
+  jaxpr = str(jax.make_jaxpr(jax.grad(loss, (0, 1)))(variables, x))
+  assert ("lhs_dilation=(2, 2)" in jaxpr) == (jax.default_backend() != "cpu")
+
+
 def test_depth_to_space_places_channel_groups():
   x = jnp.arange(8.0).reshape(1, 1, 2, 4)  # two pixels, four channel groups of one channel
   y = nets.depth_to_space(x)
