@@ -294,7 +294,7 @@ def test_batch_norm_train_gradient_of_its_statistics():
 
 
 def test_batch_norm_sums_are_matmuls_on_cpu():
-  """On CPU the statistics and the backward pass's sums compile to dots. Compiled as `gan` is (xla_cpu_ynn none),
+  """On CPU the statistics and the backward pass's sums compile to dots. Compiled with xla_cpu_ynn none,
   nn.BatchNorm's reductions become XLA:CPU's slow reduce-windows."""
   if jax.default_backend() != "cpu":
     pytest.skip("CPU compilation")
