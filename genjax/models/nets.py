@@ -201,8 +201,8 @@ conv_transpose_4x4_s2.defvjp(_conv_transpose_fwd, _conv_transpose_bwd)
 class ConvTranspose4x4(nn.Module):
   """nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding="SAME") with its parameters (`kernel` [4, 4, C, F],
   `bias` [F]) and initializers, so checkpoints move between the two; on CPU it computes as
-  `conv_transpose_4x4_s2` (XLA:CPU's own transposed conv ran its weight gradient 17-20x slower than its forward pass); elsewhere (cuDNN)
-  as lax.conv_transpose."""
+  `conv_transpose_4x4_s2` (XLA:CPU's own transposed conv ran its weight gradient 17-20x slower than its forward
+  pass); elsewhere (cuDNN) as lax.conv_transpose."""
   features: int
   use_bias: bool = True
 
