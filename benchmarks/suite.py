@@ -51,7 +51,7 @@ from genjax.evaluate import cpu_name, environment  # noqa: E402
 from timing import timed  # noqa: E402 -- benchmarks/timing.py
 from genjax.models import MODELS  # noqa: E402
 from genjax.state import compute_in  # noqa: E402
-from genjax.train import default_steps_per_dispatch, examples_per_step, make_chunk  # noqa: E402
+from genjax.train import DEFAULT_STEPS_PER_DISPATCH, examples_per_step, make_chunk  # noqa: E402
 
 BATCHES = (64, 128, 256, 512, 1024, 2048)
 MODES = {"step": 1, "scan16": 16}
@@ -161,9 +161,9 @@ class JaxModel:
             "flops_per_step": flops if k == 1 else None, "devices": layout.devices}
 
 
-def dispatch_mode(family) -> str:
+def dispatch_mode() -> str:
   """The mode `make train` uses (train.steps_per_dispatch's automatic choice)."""
-  return {1: "step", 16: "scan16"}[default_steps_per_dispatch(family)]
+  return {1: "step", 16: "scan16"}[DEFAULT_STEPS_PER_DISPATCH]
 
 
 def scaleout(models, batch: int, strategies, populations, min_seconds: float, log=print) -> list[dict]:
@@ -174,7 +174,7 @@ def scaleout(models, batch: int, strategies, populations, min_seconds: float, lo
   out = []
   for name in models:
     m = JaxModel(name, batch)
-    mode = dispatch_mode(m.family)
+    mode = dispatch_mode()
     base = {"model": name, "batch": batch, "mode": mode, "dtype": "float32", "device_kind": jax.devices()[0].device_kind}
     # parallel=none is also the population of one: the same program, measured once.
     none = m.measure(mode, min_seconds)
@@ -241,14 +241,6 @@ def run(models, batches, modes, torch_modes, min_seconds: float, log=print, dtyp
       for rnd in range(rounds):
         for dtype in dtypes:
           for mode in modes:
-            if MODES[mode] > 1 and jax.default_backend() == "cpu" and getattr(m.family, "CONV", False):
-              if rnd == 0:
-                why = ("under lax.scan XLA:CPU runs conv models about 20x slower (ae at 128 with Eigen's convs: "
-                       "3355 -> 144 images/s), so make train runs conv models one step per dispatch on CPU")
-                not_run.append({"model": name, "batch": batch, "framework": "genjax", "mode": mode,
-                                "dtype": dtype, "why": why})
-                log(f"{name:10s} batch {batch:5d} genjax   {mode:8s} {dtype} not run: {why}")
-              continue
             r = m.measure(mode, min_seconds, dtype=dtype)
             if r["flops_per_step"] is not None and dtype == "float32":
               flops_per_image = r["flops_per_step"] / batch
@@ -364,7 +356,7 @@ def summary(result: dict) -> str:
   lines += ["", "images/s: median of timed dispatches after warm-up, float32, train.batch_size images per step"
             + (f"; each figure the median of {rounds} rounds, genjax and PyTorch alternating" if rounds > 1 else "")
             + ". MFLOP/image: XLA's cost analysis of genjax's one-step program (the PyTorch models do the same "
-            "arithmetic). — : not run (PyTorch: no reference model yet; scan16: conv models on CPU, see the JSON)."]
+            "arithmetic). — : not run (the JSON's `not_run` says why)."]
   if rounds > 1:
     lines += ["", "| model | batch | best genjax / PyTorch eager, each round |", "|---|---|---|"]
     for model, batch in keys:

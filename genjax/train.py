@@ -22,6 +22,7 @@ from genjax.errors import UserError
 
 # Keys of config.json that a resumed run must share with the run that wrote the checkpoints.
 MUST_MATCH = ("model", "data.name")
+DEFAULT_STEPS_PER_DISPATCH = 16  # steps per lax.scan when train.steps_per_dispatch is 0
 
 
 class Diverged(UserError):
@@ -48,22 +49,19 @@ class Result:
   images_per_sec: float
 
 
-def steps_per_dispatch(config, family, start_step: int = 0) -> int:
-  """Steps run by one dispatch (one `lax.scan`).
+def steps_per_dispatch(config, start_step: int = 0) -> int:
+  """Steps run by one dispatch (one `lax.scan`): DEFAULT_STEPS_PER_DISPATCH unless train.steps_per_dispatch says
+  otherwise, reduced so that K divides every interval; chunks then end on log, sample and checkpoint steps and one
+  compiled program serves the whole run.
 
-  Measured on a 2-core CPU (jax 0.10.2, batch 128): under `lax.scan`, XLA:CPU runs conv models 11-23x slower
-  (conv AE 3355 -> 144 images/s with Eigen's convs, 1168 -> 106 with YNNPACK's), so conv models dispatch one step
-  at a time there.
-  Elsewhere scanning amortizes the dispatch. K divides every interval, so chunks end on log, sample and checkpoint
-  steps and one compiled program serves the whole run.
+  Conv models scan on CPU too since their convs' gradients are written as canonical NHWC / HWIO convs
+  (`nets.canonical_conv`): XLA:CPU's ConvCanonicalization pass rewrites JAX's gradient convs into the form Eigen
+  runs only outside loops, and under `lax.scan` they had run as naive loops (conv AE at batch 128 on a 2-core CPU:
+  3355 -> 144 images/s), so conv models then dispatched one step at a time there.
   """
   t = config.train
-  k = t.steps_per_dispatch or default_steps_per_dispatch(family)
+  k = t.steps_per_dispatch or DEFAULT_STEPS_PER_DISPATCH
   return math.gcd(k, t.steps, t.log_every, t.sample_every, t.checkpoint_every, start_step)
-
-
-def default_steps_per_dispatch(family) -> int:
-  return 1 if jax.default_backend() == "cpu" and getattr(family, "CONV", False) else 16
 
 
 def make_chunk(step_fn, k: int, constrain=lambda batch: batch):
@@ -281,7 +279,7 @@ def train(config, workdir, *, quiet: bool = False, family=None) -> Result:
           {"config": resolved, "population": size, "sweep": swept, "members": [str(d.relative_to(workdir))
                                                                                for d in dirs]}, indent=2))
 
-  k = steps_per_dispatch(config, family, start)
+  k = steps_per_dispatch(config, start)
   traces = []
   static = {name: v for name, v in config.step.items() if f"step.{name}" not in swept}
   step_fn = functools.partial(family.train_step, **static)

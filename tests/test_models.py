@@ -1,6 +1,7 @@
 """Every registered model: shapes, a finite step that moves the parameters, determinism, vmap and jit."""
 
 import functools
+import re
 
 import chex
 import jax
@@ -11,6 +12,7 @@ import pytest
 from genjax import config as cfg
 from genjax import xla
 from genjax.models import MODELS, nets
+from genjax.train import make_chunk
 
 B = 8
 
@@ -161,18 +163,51 @@ def test_conv_4x4_stride2_matches_xla_in_value_and_both_gradients(c, f, size):
   _assert_is_xla_conv(nets.conv_4x4_stride2, (3, size, size, c), (4, 4, c, f), (2, 2))
 
 
-def _assert_is_xla_conv(conv, x_shape, kernel_shape, strides):
-  """conv(x, kernel) equals XLA's SAME conv with `strides` in value, input gradient and weight gradient."""
+def _assert_is_xla_conv(conv, x_shape, kernel_shape, strides, padding="SAME"):
+  """conv(x, kernel) equals XLA's conv with `strides` and `padding` in value, input gradient and weight gradient."""
   kx, kk, kd = jax.random.split(jax.random.PRNGKey(0), 3)
   x = jax.random.normal(kx, x_shape)
   kernel = jax.random.normal(kk, kernel_shape) / (kernel_shape[2] ** 0.5 * kernel_shape[0])
-  ref = lambda x, k: jax.lax.conv_general_dilated(x, k, strides, "SAME", dimension_numbers=nets.DN)  # noqa: E731
+  ref = lambda x, k: jax.lax.conv_general_dilated(x, k, strides, padding, dimension_numbers=nets.DN)  # noqa: E731
   y_ref, vjp_ref = jax.vjp(ref, x, kernel)
   dy = jax.random.normal(kd, y_ref.shape)
   y, vjp = jax.jit(lambda x, k: jax.vjp(conv, x, k))(x, kernel)
   np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5)
   for got, want in zip(vjp(dy), vjp_ref(dy)):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("x_shape,kernel,strides,padding", [
+    ((3, 14, 14, 5), (4, 4), (2, 2), "SAME"), ((2, 15, 15, 2), (4, 4), (2, 2), "SAME"),
+    ((2, 7, 6, 3), (3, 3), (1, 1), "SAME"), ((2, 8, 8, 3), (2, 2), (1, 1), ((1, 0), (0, 1))),
+    ((2, 9, 8, 3), (3, 2), (2, 3), "VALID"), ((2, 11, 10, 2), (5, 3), (3, 2), "VALID")])  # VALID: rows left over
+def test_canonical_conv_matches_xla_in_value_and_both_gradients(x_shape, kernel, strides, padding):
+  """The conv whose gradients are canonical NHWC / HWIO convs is XLA's conv in all three passes, for strides 1 to 3,
+  SAME, VALID (whose weight gradient pads negatively where the stride leaves rows unread) and uneven padding."""
+  pads = padding if not isinstance(padding, str) else jax.lax.padtype_to_pads(x_shape[1:3], kernel, strides, padding)
+  conv = lambda x, k: nets.canonical_conv(x, k, strides, tuple(pads))  # noqa: E731
+  _assert_is_xla_conv(conv, x_shape, (*kernel, x_shape[-1], 4), strides, padding)
+
+
+def _conv_dim_labels(hlo_text):
+  return re.findall(r"convolution\([^)]*\), window=\{[^}]*\}, dim_labels=([^,]+),", hlo_text)
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="XLA:CPU's canonical (Eigen) convs")
+@pytest.mark.parametrize("name", sorted(n for n in MODELS if getattr(MODELS[n], "CONV", False)))
+def test_conv_models_scan_with_canonical_convs_only(name):
+  """Under lax.scan every conv of a conv model's training step is in the form XLA:CPU runs with Eigen
+  (b01f_01io->b01f): its ConvCanonicalization pass rewrites JAX's gradient convs only outside loops, and inside one
+  they ran as a naive loop, about 20x slower."""
+  family, config, batch, state, _ = _setup(name)
+  step = functools.partial(family.train_step, **config.step)
+  chunk = jax.jit(make_chunk(step, 2))
+  images = (batch["image"] * 255).astype(jnp.uint8)
+  idx = jnp.arange(2 * B, dtype=jnp.int32).reshape(2, B) % B
+  hlo = chunk.lower(state, images, batch["label"], idx, jax.random.PRNGKey(2)).compile().as_text()
+  assert "while" in hlo
+  labels = _conv_dim_labels(hlo)
+  assert labels and set(labels) == {"b01f_01io->b01f"}, labels
 
 
 @pytest.mark.parametrize("c,f,size,kernel", [(32, 4, (14, 14), (3, 3)), (3, 2, (5, 7), (3, 3)), (2, 3, (6, 5), (4, 2)),

@@ -1,9 +1,7 @@
 """Denoising autoencoder: the dense autoencoder reconstructs the clean x from a corrupted copy x~ = corrupt(x).
 
-loss = mean_batch reconstruction(decoder(encoder(x~)), x), against the CLEAN input. Dense rather than
-convolutional: on CPU a dense step runs under `lax.scan` at several thousand images/s, where XLA:CPU runs conv
-weight gradients about 10x slower under scan (see `train.steps_per_dispatch`); one 784 -> code -> 784 layer already
-denoises MNIST visibly.
+loss = mean_batch reconstruction(decoder(encoder(x~)), x), against the CLEAN input. Dense: one 784 -> code -> 784
+layer already denoises MNIST visibly.
 """
 
 from __future__ import annotations
