@@ -201,7 +201,7 @@ def test_conv_models_scan_with_canonical_convs_only(name):
   they ran as a naive loop, about 20x slower."""
   family, config, batch, state, _ = _setup(name)
   step = functools.partial(family.train_step, **config.step)
-  chunk = jax.jit(make_chunk(step, 2))
+  chunk = jax.jit(make_chunk(step, 2), compiler_options=xla.compiler_options(xla.ynn_of(config)))  # as make train
   images = (batch["image"] * 255).astype(jnp.uint8)
   idx = jnp.arange(2 * B, dtype=jnp.int32).reshape(2, B) % B
   hlo = chunk.lower(state, images, batch["label"], idx, jax.random.PRNGKey(2)).compile().as_text()
