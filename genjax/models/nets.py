@@ -114,8 +114,9 @@ def canonical_conv(x_BxHxWxC, kernel, strides, pads):
   forms (JAX's weight gradient, with batch and features swapped; its input gradient, with the kernel's I and O
   swapped) only in the entry computation: inside a while loop (`lax.scan`) they fell to a naive loop, about 20x
   slower (the conv AE's step at batch 128 on a 2-core EPYC: 2905 images/s one per dispatch, 189 in 16 per
-  dispatch). Here the gradients are written with explicit transposes, canonical wherever they run (16 per dispatch:
-  5695 images/s). `pads`: ((top, bottom), (left, right))."""
+  dispatch; jax-ml/jax#12868 shows the same for a channels-first forward conv). Here the gradients are written with
+  explicit transposes, canonical wherever they run (16 per dispatch: 5695 images/s). `pads`: ((top, bottom), (left,
+  right))."""
   return _xla_conv(x_BxHxWxC, kernel, strides, pads)
 
 
