@@ -163,7 +163,7 @@ class JaxModel:
 
 def dispatch_mode() -> str:
   """The mode `make train` uses (train.steps_per_dispatch's automatic choice)."""
-  return {1: "step", 16: "scan16"}[DEFAULT_STEPS_PER_DISPATCH]
+  return next(mode for mode, k in MODES.items() if k == DEFAULT_STEPS_PER_DISPATCH)
 
 
 def scaleout(models, batch: int, strategies, populations, min_seconds: float, log=print) -> list[dict]:

@@ -184,8 +184,8 @@ def _assert_is_xla_conv(conv, x_shape, kernel_shape, strides, padding="SAME"):
 def test_canonical_conv_matches_xla_in_value_and_both_gradients(x_shape, kernel, strides, padding):
   """The conv whose gradients are canonical NHWC / HWIO convs is XLA's conv in all three passes, for strides 1 to 3,
   SAME, VALID (whose weight gradient pads negatively where the stride leaves rows unread) and uneven padding."""
-  pads = padding if not isinstance(padding, str) else jax.lax.padtype_to_pads(x_shape[1:3], kernel, strides, padding)
-  conv = lambda x, k: nets.canonical_conv(x, k, strides, tuple(pads))  # noqa: E731
+  pads = nets._explicit_pads(x_shape[1:3], kernel, strides, padding)
+  conv = lambda x, k: nets.canonical_conv(x, k, strides, pads)  # noqa: E731
   _assert_is_xla_conv(conv, x_shape, (*kernel, x_shape[-1], 4), strides, padding)
 
 
