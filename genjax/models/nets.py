@@ -186,11 +186,15 @@ def _conv_4x4_stride2_fwd(x, kernel):
   return conv_4x4_stride2(x, kernel), (x, kernel)
 
 
+def _s2_weight_grad(x, dy):
+  """The kernel gradient of the SAME 4x4 stride-2 conv of x whose output gradient is dy."""
+  return _conv_weight_grad(x, dy, (4, 4), (2, 2), _explicit_pads(x.shape[1:3], (4, 4), (2, 2), "SAME"))
+
+
 def _conv_4x4_stride2_bwd(res, dy):
   x, kernel = res
   dx = jax.vjp(lambda v: _s2d_conv(v, kernel), x)[1](dy)[0]  # dropped by XLA where the input needs none (images)
-  dk = _conv_weight_grad(x, dy, (4, 4), (2, 2), _explicit_pads(x.shape[1:3], (4, 4), (2, 2), "SAME"))
-  return dx, dk
+  return dx, _s2_weight_grad(x, dy)
 
 
 conv_4x4_stride2.defvjp(_conv_4x4_stride2_fwd, _conv_4x4_stride2_bwd)
@@ -251,7 +255,7 @@ def _conv_transpose_bwd(res, dy):
   # The transposed conv is the input gradient of the SAME 4x4 stride-2 conv with the kernel flipped and C, F swapped
   # (k2): its input gradient is that conv of dy, and its weight gradient that conv's weight gradient at (dy, x).
   k2 = jnp.flip(kernel, (0, 1)).swapaxes(2, 3)
-  dk2 = _conv_weight_grad(dy, x, (4, 4), (2, 2), _explicit_pads(dy.shape[1:3], (4, 4), (2, 2), "SAME"))
+  dk2 = _s2_weight_grad(dy, x)
   return _lax_conv(dy, k2, (2, 2)), jnp.flip(dk2.swapaxes(2, 3), (0, 1))
 
 
