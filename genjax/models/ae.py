@@ -14,8 +14,6 @@ from genjax.models.ae_dense import RECONSTRUCTION_LOSSES, psnr, reconstruction_t
 from genjax.optim import make_tx
 from genjax.state import TrainState, pmean, step_key
 
-CONV = True
-
 
 class AutoEncoder(nn.Module):
   shape: tuple

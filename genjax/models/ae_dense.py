@@ -19,7 +19,6 @@ from genjax.models import nets
 from genjax.optim import make_tx
 from genjax.state import TrainState, pmean, step_key
 
-CONV = False
 RECONSTRUCTION_LOSSES = ("mse", "bce")
 ACTIVATIONS = {"sigmoid": jax.nn.sigmoid, "relu": jax.nn.relu, "tanh": jnp.tanh, "linear": lambda a: a}
 

@@ -17,8 +17,6 @@ from genjax.models import ae_dense
 from genjax.models.ae_dense import DenseAutoEncoder, forward, psnr
 from genjax.state import pmean, step_key
 
-CONV = False
-
 
 def validate(config) -> None:
   ae_dense.validate_common(config)

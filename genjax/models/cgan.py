@@ -9,8 +9,6 @@ import jax.numpy as jnp
 from genjax.errors import UserError
 from genjax.models import gans
 
-CONV = False
-
 
 def validate(config) -> None:
   gans.validate_common(config)

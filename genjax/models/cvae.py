@@ -16,7 +16,6 @@ from genjax.errors import UserError
 from genjax.models import vae_dense
 from genjax.state import TrainState
 
-CONV = False
 latent_dim = vae_dense.latent_dim
 
 

@@ -16,7 +16,6 @@ from genjax.models.ae_dense import decode, encode, reconstruct  # noqa: F401  (t
 from genjax.models.ae_dense import forward, psnr, reconstruction_terms
 from genjax.state import pmean, step_key
 
-CONV = False
 NOISES = ("gaussian", "mask")
 DEFAULT_NOISE, DEFAULT_LEVEL = "gaussian", 0.5  # the defaults of train_step and eval_step
 

@@ -11,8 +11,6 @@ import jax.numpy as jnp
 
 from genjax.models import gans, nets
 
-CONV = True
-
 
 class Generator(nn.Module):
   """z -> dense -> [H/4, W/4, f0] -> 2x up (f1) -> 2x up (C) -> tanh, with BatchNorm + ReLU in between."""

@@ -30,7 +30,6 @@ from genjax.models import nets
 from genjax.optim import make_tx
 from genjax.state import TrainState, pmean, step_key
 
-CONV = False
 NOISE = ("uniform", "gaussian")
 CODE_STATS_EXAMPLES = 10000
 

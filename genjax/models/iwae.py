@@ -19,7 +19,6 @@ from genjax.errors import UserError
 from genjax.models import nets, vae_dense
 from genjax.state import pmean, step_key
 
-CONV = False
 EVAL_K = 50  # samples of the importance-weighted bound that eval_step reports
 LOG_2PI = math.log(2.0 * math.pi)
 

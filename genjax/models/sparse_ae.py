@@ -17,7 +17,6 @@ from genjax.models.ae_dense import decode, encode, reconstruct  # noqa: F401  (t
 from genjax.models.ae_dense import forward, psnr, reconstruction_terms
 from genjax.state import pmean, step_key
 
-CONV = False
 SPARSITY = ("l1", "kl")
 ACTIVE_THRESHOLD = 0.1  # a code unit counts as active on an example when h_j > this
 _EPS = 1e-6

@@ -12,8 +12,6 @@ from genjax.models import nets
 from genjax.optim import make_tx
 from genjax.state import TrainState, pmean, step_key
 
-CONV = True
-
 
 class VAE(nn.Module):
   shape: tuple

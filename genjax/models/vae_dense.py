@@ -20,7 +20,6 @@ from genjax.models import nets
 from genjax.optim import make_tx
 from genjax.state import TrainState, pmean, step_key
 
-CONV = False
 ACTIVATIONS = {"relu": nn.relu, "tanh": jnp.tanh}
 
 

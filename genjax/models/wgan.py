@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from genjax.models import gans
 
-CONV = False
-
 
 def validate(config) -> None:
   gans.validate_common(config)

@@ -11,8 +11,6 @@ from __future__ import annotations
 from genjax.errors import UserError
 from genjax.models import gans
 
-CONV = False
-
 
 def validate(config) -> None:
   gans.validate_common(config)
