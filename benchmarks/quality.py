@@ -4,7 +4,7 @@
     make bench-quality QUICK=1    # at most 300 steps, easy targets (FID <= 450, -ELBO <= 150), small evaluations
     .venv/bin/python benchmarks/quality.py --models vae --vae-neg-elbo 105 --every 100
 
-Each model trains with the real loop (`genjax.train.train`, default experiment config) in segments of `--every`
+Each model trains with the real loop (`genjax.train.train`, default model config) in segments of `--every`
 steps: train to s, evaluate the checkpoint at s, raise `train.steps` and train again (the loop resumes from the
 checkpoint), until the metric reaches its target or `--max-steps` is spent. The metrics are those of `make eval`
 on fewer examples, so each evaluation takes seconds:
@@ -82,11 +82,11 @@ def measure(model: str, target: float, *, every: int, max_steps: int, workdir, s
             log=print) -> dict:
   """Trains `model` in segments of `every` steps until its metric is <= target or max_steps; one record.
 
-  `config` (default experiments/<model>.py) has its train intervals set to divide `every`."""
+  `config` (default genjax/configs/<model>.py) has its train intervals set to divide `every`."""
   if every < 1 or max_steps < every or max_steps % every:
     raise UserError(f"max steps ({max_steps}) must be a positive multiple of the evaluation interval ({every})")
   if config is None:
-    config = cfg.load(cfg.EXPERIMENTS_DIR / f"{model}.py")
+    config = cfg.model_config(model)
   t = config.train
   # Every segment ends on a checkpoint, and the loop's steps per dispatch must divide each interval.
   t.checkpoint_every = t.sample_every = every
@@ -218,7 +218,7 @@ def main(argv=None) -> int:
   targets.update({m: v for m, v in (("gan", a.gan_fid), ("vae", a.vae_neg_elbo)) if v is not None})
   every = a.every or (100 if a.quick else 250)
   max_steps = {m: a.max_steps or (300 if a.quick else
-                                  2 * cfg.load(cfg.EXPERIMENTS_DIR / f"{m}.py").train.steps) for m in models}
+                                  2 * cfg.model_config(m).train.steps) for m in models}
   settings = dict(QUICK_SETTINGS if a.quick else SETTINGS)
   if a.workdir:
     workdir = pathlib.Path(a.workdir)

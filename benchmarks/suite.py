@@ -101,7 +101,7 @@ class JaxModel:
 
   def __init__(self, name: str, batch: int):
     self.name, self.batch = name, batch
-    self.config = c = cfg.load(cfg.EXPERIMENTS_DIR / f"{name}.py")
+    self.config = c = cfg.model_config(name)
     c.train.batch_size = batch
     self.family = MODELS[name]
     self.per_step = examples_per_step(self.family, c)  # a WGAN's critic reads one batch per critic step

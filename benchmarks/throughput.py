@@ -25,7 +25,7 @@ from genjax.train import make_chunk
 
 
 def measure(name: str, batch: int, k: int, upsample: str, min_seconds: float = 5.0) -> dict:
-  c = cfg.load(cfg.EXPERIMENTS_DIR / f"{name}.py")
+  c = cfg.model_config(name)
   c.model.upsample = upsample
   family = MODELS[name]
   rng = np.random.default_rng(0)

@@ -1,11 +1,20 @@
-"""Experiment configs: loading `experiments/<name>.py`, command-line overrides and validation."""
+"""Configs: each model's default (`genjax/configs/<name>.py`), a config file of your own, command-line overrides
+and validation.
+
+`model_config("vae")` imports `genjax.configs.vae` and returns its `get_config()`, so it works from an installed
+package and from any working directory; `load("my_vae.py")` runs `get_config()` from a file; `get(text)` is
+`--config`'s rule: a path (ending in .py or holding a /) is a file, anything else a config's name.
+"""
 
 from __future__ import annotations
 
 import ast
 import difflib
+import importlib
 import importlib.util
+import os
 import pathlib
+import pkgutil
 
 import ml_collections
 
@@ -14,22 +23,51 @@ from genjax.xla import CPU_YNN, DEFAULT_YNN, ynn_of  # the values of the top-lev
 
 SECTIONS = ("model", "data", "optim", "step", "train")
 DTYPES = ("float32", "bfloat16")  # the top-level `dtype`: compute dtypes (state.compute_in)
-EXPERIMENTS_DIR = pathlib.Path(__file__).resolve().parents[1] / "experiments"
+PACKAGE = "genjax.configs"  # the default configs, one module per model plus named variants (gmmn_ae)
 
 
-def load(path: str | pathlib.Path) -> ml_collections.ConfigDict:
-  """Runs `get_config()` from an experiment file and checks it has the five sections."""
+def names() -> list[str]:
+  """The configs in genjax.configs: one per model (its name) and named variants such as gmmn_ae."""
+  package = importlib.import_module(PACKAGE)
+  return sorted(m.name for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_"))
+
+
+def model_config(name: str) -> ml_collections.ConfigDict:
+  """The default config of model `name`, or of a named variant (`gmmn_ae`): `genjax.configs.<name>.get_config()`."""
+  known = names()
+  if name not in known:
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    raise UserError(f"no config named '{name}' in {PACKAGE}{hint}; available: {', '.join(known)}")
+  module = importlib.import_module(f"{PACKAGE}.{name}")
+  return _checked(module.get_config(), f"{PACKAGE}.{name}")
+
+
+def load(path: str | os.PathLike) -> ml_collections.ConfigDict:
+  """Runs `get_config()` from a config file of your own (`--config my_gan.py`)."""
   path = pathlib.Path(path)
   if not path.is_file():
-    raise UserError(f"no experiment config at {path}")
-  spec = importlib.util.spec_from_file_location(f"genjax_experiment_{path.stem}", path)
+    raise UserError(f"no config file at {path}")
+  spec = importlib.util.spec_from_file_location(f"genjax_config_{path.stem}", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  config = module.get_config()
+  return _checked(module.get_config(), str(path))
+
+
+def get(spec: str | os.PathLike) -> ml_collections.ConfigDict:
+  """`--config`'s value: a file (a Path, or text ending in .py or holding a path separator) or a config's name."""
+  text = os.fspath(spec)
+  if isinstance(spec, os.PathLike) or text.endswith(".py") or "/" in text or os.sep in text:
+    return load(spec)
+  return model_config(text)
+
+
+def _checked(config: ml_collections.ConfigDict, origin: str) -> ml_collections.ConfigDict:
+  """Checks `config` has the five sections and locks it: adding a key that does not exist becomes an error."""
   missing = [s for s in SECTIONS if s not in config]
   if missing:
-    raise UserError(f"{path} lacks config sections {missing}")
-  config.lock()  # adding a key that does not exist becomes an error
+    raise UserError(f"{origin} lacks config sections {missing}")
+  config.lock()
   return config
 
 
@@ -119,7 +157,7 @@ def to_dict(config) -> dict:
 
 
 def base() -> ml_collections.ConfigDict:
-  """The sections and keys every experiment has; an experiment fills `model`, `step` and its own defaults."""
+  """The sections and keys every config has; a model's config fills `model`, `step` and its own defaults."""
   c = ml_collections.ConfigDict()
   c.model = ml_collections.ConfigDict({"name": ""})
   c.data = ml_collections.ConfigDict({"name": "mnist", "train_limit": 0})

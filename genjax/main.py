@@ -7,7 +7,7 @@ import os
 import pathlib
 import sys
 
-USAGE = """python -m genjax.main train --model NAME [--dataset NAME] [--workdir DIR] [--config FILE] [--quiet]
+USAGE = """python -m genjax.main train --model NAME [--dataset NAME] [--workdir DIR] [--config FILE|NAME] [--quiet]
                                   [--config.SECTION.KEY=VALUE ...]
        python -m genjax.main experiment --name NAME [--quick]
        python -m genjax.main classifier [--dataset NAME]
@@ -26,7 +26,9 @@ def parse(argv):
   parser.add_argument("--quick", action="store_true", help="experiment: a smoke-sized run")
   parser.add_argument("--dataset", default="", help="overrides data.name")
   parser.add_argument("--workdir", default="", help="default: runs/<model>")
-  parser.add_argument("--config", default="", help="experiment file; default: experiments/<model>.py")
+  parser.add_argument("--config", default="",
+                      help="a config file (path/to/file.py) or the name of one in genjax.configs (gmmn_ae); "
+                           "default: genjax/configs/<model>.py")
   parser.add_argument("--quiet", action="store_true", help="no progress bar")
   parser.add_argument("--samples", default="", help="eval: an .npz of uint8 images [N, H, W, C] under 'images'")
   parser.add_argument("--out", default="", help="eval --samples: the JSON to write; default FILE.eval.json")
@@ -116,7 +118,7 @@ def run(argv) -> int:
     raise UserError("train needs --model NAME (make train MODEL=<name>)")
   overrides = cfg.parse_overrides(rest)
   models.get(args.model)  # an unknown name fails here, before anything is loaded
-  config = cfg.load(args.config or cfg.EXPERIMENTS_DIR / f"{args.model}.py")
+  config = cfg.get(args.config) if args.config else cfg.model_config(args.model)
   if args.dataset:
     overrides["data.name"] = args.dataset
   cfg.override(config, overrides)

@@ -1,4 +1,4 @@
-"""Shared helpers: experiment configs shrunk to test size."""
+"""Shared helpers: model configs shrunk to test size."""
 
 import os
 
@@ -10,8 +10,8 @@ from genjax import config as cfg  # noqa: E402
 
 
 def small_config(model: str, **train):
-  """experiments/<model>.py with a short run on the first 512 MNIST training images."""
-  c = cfg.load(cfg.EXPERIMENTS_DIR / f"{model}.py")
+  """genjax/configs/<model>.py with a short run on the first 512 MNIST training images."""
+  c = cfg.model_config(model)
   c.data.train_limit = 512
   c.train.batch_size = 32
   c.train.steps = 8

@@ -17,7 +17,7 @@ B = 8
 
 
 def _config(name, **model):
-  c = cfg.load(cfg.EXPERIMENTS_DIR / f"{name}.py")
+  c = cfg.model_config(name)
   for k, v in model.items():
     c.model[k] = v
   return c

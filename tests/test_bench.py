@@ -34,7 +34,7 @@ def test_a_quick_run_writes_records_with_every_field(tmp_path, capsys):
                 "flops_per_image", "pct_of_peak", "peak_gflops", "device_kind"):
       assert key in r, key
     assert r["images_per_sec"] > 0 and 0 < r["pct_of_peak"] < 100
-    # the experiment's XLA:CPU kernel choice (experiments/ae_linear.py: no YNNPACK) is what was timed
+    # the experiment's XLA:CPU kernel choice (genjax/configs/ae_linear.py: no YNNPACK) is what was timed
     assert r["xla_cpu_ynn"] == ("none" if jax.default_backend() == "cpu" else None)
     # pct_of_peak is what images/s and FLOPs/image say it is
     assert math.isclose(r["pct_of_peak"], 100 * r["images_per_sec"] * r["flops_per_image"] / (r["peak_gflops"] * 1e9))
@@ -145,7 +145,7 @@ def test_rounds_alternate_frameworks_and_report_medians(tmp_path, monkeypatch):
 
 
 def _genjax_param_count(name):
-  c = cfg.load(cfg.EXPERIMENTS_DIR / f"{name}.py")
+  c = cfg.model_config(name)
   state = MODELS[name].init_state(jax.random.PRNGKey(0), c, {"image": np.zeros((2, 28, 28, 1), np.float32)})
   players = [getattr(state, p) for p in ("gen", "disc") if hasattr(state, p)]
   trees = [p.params for p in players] if players else [state.params]

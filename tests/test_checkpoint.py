@@ -14,7 +14,7 @@ from genjax.models import MODELS
 
 
 def _state(name, **model):
-  c = cfg.load(cfg.EXPERIMENTS_DIR / f"{name}.py")
+  c = cfg.model_config(name)
   for k, v in model.items():
     c.model[k] = v
   batch = {"image": jax.numpy.zeros((4, 28, 28, 1)), "label": jax.numpy.zeros((4,), jax.numpy.int32)}

@@ -20,7 +20,7 @@ _jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_le
 
 
 def _config(name, **model):
-  c = cfg.load(cfg.EXPERIMENTS_DIR / f"{name}.py")
+  c = cfg.model_config(name)
   if "gen_hidden" in c.model:  # small players: these tests check the algebra, not the capacity
     c.model.gen_hidden, c.model.disc_hidden = (32,), (32,)
   for k, v in model.items():

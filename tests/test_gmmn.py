@@ -93,7 +93,7 @@ def _blobs(rng, n):
 
 
 def test_gmmn_learns_two_blobs():
-  c = cfg.load(cfg.EXPERIMENTS_DIR / "gmmn.py")
+  c = cfg.model_config("gmmn")
   c.model.hidden, c.model.noise_dim = (64, 64), 2
   bw = (0.05, 0.1, 0.2, 0.4)
   batch = {"image": _blobs(jax.random.PRNGKey(0), 128), "label": jnp.zeros(128, jnp.int32)}
@@ -130,7 +130,7 @@ def test_gmmn_learns_two_blobs():
 
 
 def test_gmmn_without_a_trained_autoencoder_says_what_to_run(tmp_path):
-  c = cfg.load(cfg.EXPERIMENTS_DIR / "gmmn_ae.py")
+  c = cfg.model_config("gmmn_ae")
   assert c.model.name == "gmmn" and c.model.ae_workdir
   c.model.ae_workdir = str(tmp_path / "nowhere")
   batch = {"image": jnp.zeros((2, 28, 28, 1)), "label": jnp.zeros(2, jnp.int32)}

@@ -1,6 +1,7 @@
 """Experiment machinery: the statistics experiments report, and quick end-to-end runs writing results and figures."""
 
 import json
+import pathlib
 
 import jax.numpy as jnp
 import numpy as np
@@ -8,7 +9,12 @@ import pytest
 
 from genjax import lab
 from genjax.errors import UserError
-from genjax.lab import latent
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SOURCE = ROOT / "experiments"  # the checkout's experiment files, wherever pytest runs from
+latent = lab.load(SOURCE / "latent.py")
+NAMES = ["anomaly", "denoising", "direct_vs_adversarial", "interpolation", "latent2d", "mode_collapse", "pca",
+         "sparsity"]
 
 
 def test_auroc_matches_pairwise_definition_with_ties():
@@ -36,12 +42,24 @@ def test_slerp_keeps_endpoints_and_norm():
 
 def test_unknown_experiment_is_a_user_error(tmp_path):
   with pytest.raises(UserError, match="unknown experiment 'nope'; available: .*latent2d"):
-    lab.run("nope", root=tmp_path)
+    lab.run("nope", root=tmp_path, source=SOURCE)
+
+
+def test_experiments_are_the_files_of_experiments_folder(tmp_path, monkeypatch):
+  monkeypatch.chdir(ROOT)  # make experiment runs from the checkout's root: the default folder is ./experiments
+  found = lab.available()
+  assert sorted(found) == NAMES and found == lab.available(SOURCE)
+  for name, fn in found.items():
+    assert f"make experiment NAME={name}" in fn.__doc__ and "Expected" in fn.__doc__ and "Hardware" in fn.__doc__
+  monkeypatch.chdir(tmp_path)  # elsewhere (an installed genjax) there are none, and it says so in one line
+  with pytest.raises(UserError, match=r"^no experiments folder at .*: the experiments are files of the genjax source "
+                                      r"checkout; run from its root \(make experiment NAME=<name>\)$"):
+    lab.run("latent2d", root=tmp_path)
 
 
 @pytest.mark.parametrize("name,figures", [("latent2d", ["manifold.png", "encodings.png"])])
 def test_quick_experiment_writes_results_and_figures(tmp_path, name, figures):
-  results = lab.run(name, quick=True, root=tmp_path, max_steps=16)
+  results = lab.run(name, quick=True, root=tmp_path, max_steps=16, source=SOURCE)
   out = tmp_path / name / "quick"
   on_disk = json.loads((out / "results.json").read_text())
   assert on_disk["experiment"] == name and on_disk["protocol"]["quick"] is True

@@ -18,7 +18,7 @@ B = 8
 
 
 def _setup(name):
-  config = cfg.load(cfg.EXPERIMENTS_DIR / f"{name}.py")
+  config = cfg.model_config(name)
   family = MODELS[name]
   x = jax.random.uniform(jax.random.PRNGKey(0), (B, 28, 28, 1))
   batch = {"image": x, "label": jnp.arange(B, dtype=jnp.int32) % 10}

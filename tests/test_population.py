@@ -21,7 +21,7 @@ from genjax.models import MODELS
 def test_each_member_steps_as_if_alone(name, swept):
   """Three vmapped steps of a population of 3 equal, member by member, three steps of each member on its own key
   and swept value, built alone from its own config (for a learning rate: its own optimizer)."""
-  config = cfg.load(cfg.EXPERIMENTS_DIR / f"{name}.py")
+  config = cfg.model_config(name)
   family = MODELS[name]
   batch = {"image": jax.random.uniform(jax.random.PRNGKey(0), (16, 28, 28, 1)), "label": jnp.arange(16) % 10}
   init = lambda rng, c=config: family.init_state(rng, c, batch)  # noqa: E731

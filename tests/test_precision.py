@@ -32,7 +32,7 @@ def _eqns(jaxpr):
 
 def _matmuls(name, dtype):
   """The dot_general and conv equations of the traced training step, with the step's output info."""
-  config = cfg.load(cfg.EXPERIMENTS_DIR / f"{name}.py")
+  config = cfg.model_config(name)
   family = MODELS[name]
   batch = {"image": jnp.full((8, 28, 28, 1), 0.5), "label": jnp.arange(8, dtype=jnp.int32)}
   # Abstract: tracing needs shapes only, and running the conv models' initializers costs seconds each.

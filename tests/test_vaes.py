@@ -17,7 +17,7 @@ from genjax.models import MODELS, cvae, iwae, vae_dense
 
 
 def _config(name, **model):
-  c = cfg.load(cfg.EXPERIMENTS_DIR / f"{name}.py")
+  c = cfg.model_config(name)
   for k, v in model.items():
     c.model[k] = v
   return c

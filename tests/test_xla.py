@@ -24,7 +24,7 @@ def ynn_fusions(hlo: str) -> tuple[int, int]:
 
 
 def compiled_chunk(name: str, ynn: str) -> str:
-  c = cfg.load(cfg.EXPERIMENTS_DIR / f"{name}.py")
+  c = cfg.model_config(name)
   family = models.get(name)
   x = {"image": jnp.zeros((16, 28, 28, 1)), "label": jnp.zeros((16,), jnp.int32)}
   state = family.init_state(jax.random.PRNGKey(0), c, x)
@@ -48,7 +48,7 @@ def test_dots_hands_convolutions_to_eigen_and_none_turns_ynnpack_off():
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="an XLA:CPU option")
 def test_pmap_compiles_with_the_options_too():
   # jax.pmap takes no compiler options; the plan compiles its program ahead of time with them, once.
-  c = cfg.load(cfg.EXPERIMENTS_DIR / "ae_dense.py")
+  c = cfg.model_config("ae_dense")
   family = models.get("ae_dense")
   state = family.init_state(jax.random.PRNGKey(0), c, {"image": jnp.zeros((16, 28, 28, 1))})
   args = (jnp.zeros((32, 28, 28, 1), jnp.uint8), jnp.zeros((32,), jnp.int32), jnp.zeros((1, 16), jnp.int32),
@@ -87,7 +87,7 @@ def test_bad_value_is_one_line():
 
 def test_a_config_saved_before_the_key_compiles_with_the_default():
   c = small_config("ae_dense")
-  assert xla.ynn_of(c) == "none"  # experiments/ae_dense.py sets it
+  assert xla.ynn_of(c) == "none"  # genjax/configs/ae_dense.py sets it
   with c.unlocked():
     del c["xla_cpu_ynn"]
   assert xla.ynn_of(c) == xla.DEFAULT_YNN == cfg.base().xla_cpu_ynn == "dots"

@@ -1,17 +1,23 @@
-"""Experiments: each trains the models it needs with `genjax.train.train`, then measures and draws what they teach.
+"""The experiment runner: an experiment trains the models it needs with `genjax.train.train`, then measures and draws
+what they teach.
 
+The course's experiments are files of the source checkout, not of the package: `experiments/*.py` (autoencoders,
+gans, latent), whose `@experiment` functions take a `Lab` and return a results dict. `available()` imports the files
+of `experiments/` in the working directory (`make experiment` runs from the checkout's root) or of another folder.
 `run(name, quick)` writes `runs/experiments/<name>/results.json` and PNG figures (QUICK runs go to
 `runs/experiments/<name>/quick/`). Models are trained into subfolders of that directory, so running an experiment
-again resumes or reuses them instead of training from scratch.
-"""
+again resumes or reuses them instead of training from scratch."""
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import pathlib
 import platform
+import sys
 import time
+import types
 from typing import Callable
 
 import jax
@@ -21,7 +27,8 @@ from genjax import config as cfg
 from genjax import data
 from genjax.errors import UserError
 
-ROOT = pathlib.Path("runs/experiments")
+ROOT = pathlib.Path("runs/experiments")  # where results go, relative to the working directory
+SOURCE = pathlib.Path("experiments")  # where the experiment files are, relative to the working directory
 
 
 @dataclasses.dataclass
@@ -35,9 +42,9 @@ class Lab:
 
   def fit(self, model: str, tag: str | None = None, *, steps: int, quick_steps: int, config: str | None = None,
           **overrides):
-    """Trains `experiments/<config or model>.py` with `overrides` ({"step.loss": "mse"}) into `out/<tag>/`."""
+    """Trains `genjax/configs/<config or model>.py` with `overrides` ({"step.loss": "mse"}) into `out/<tag>/`."""
     from genjax import train
-    c = cfg.load(cfg.EXPERIMENTS_DIR / f"{config or model}.py")
+    c = cfg.model_config(config or model)
     c.model.name = model
     for key, value in overrides.items():
       *parents, leaf = key.split(".")
@@ -64,12 +71,49 @@ class Lab:
     return self.out / f"{name}.png"
 
 
-EXPERIMENTS: dict[str, Callable[[Lab], dict]] = {}
-
-
-def experiment(fn):
-  EXPERIMENTS[fn.__name__] = fn
+def experiment(fn: Callable[[Lab], dict]):
+  """Marks `fn` as the experiment of its name in the file that defines it."""
+  fn.__genjax_experiment__ = True
   return fn
+
+
+_MODULES: dict[pathlib.Path, types.ModuleType] = {}
+
+
+def load(path: str | pathlib.Path) -> types.ModuleType:
+  """Imports an experiment file, once per process, and returns the module."""
+  path = pathlib.Path(path).resolve()
+  if path not in _MODULES:
+    name = f"genjax_experiments_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+      spec.loader.exec_module(module)
+    except BaseException:
+      del sys.modules[name]
+      raise
+    _MODULES[path] = module
+  return _MODULES[path]
+
+
+def available(source: str | pathlib.Path | None = None) -> dict[str, Callable[[Lab], dict]]:
+  """The `@experiment` functions of the .py files in `source` (default `experiments/` of the working directory)."""
+  source = pathlib.Path(source or SOURCE)
+  if not source.is_dir():
+    raise UserError(f"no experiments folder at {source.resolve()}: the experiments are files of the genjax source "
+                    f"checkout; run from its root (make experiment NAME=<name>)")
+  found = {}
+  for path in sorted(source.glob("*.py")):
+    if path.name.startswith("_"):
+      continue
+    module = load(path)
+    for fn in vars(module).values():
+      if getattr(fn, "__genjax_experiment__", False) and fn.__module__ == module.__name__:
+        if fn.__name__ in found:
+          raise UserError(f"experiment '{fn.__name__}' is defined twice in {source}")
+        found[fn.__name__] = fn
+  return found
 
 
 def _protocol(quick: bool) -> dict:
@@ -81,16 +125,16 @@ def _protocol(quick: bool) -> dict:
 
 
 def run(name: str, quick: bool = False, quiet: bool = True, root: pathlib.Path | None = None,
-        max_steps: int | None = None) -> dict:
-  """Runs experiment `name` and writes its results.json; returns the results."""
-  from genjax.lab import autoencoders, gans, latent  # noqa: F401  (register the experiments)
-  if name not in EXPERIMENTS:
-    raise UserError(f"unknown experiment '{name}'; available: {', '.join(sorted(EXPERIMENTS))}")
+        max_steps: int | None = None, source: str | pathlib.Path | None = None) -> dict:
+  """Runs experiment `name` of `source` (default `experiments/`) and writes its results.json; returns the results."""
+  experiments = available(source)
+  if name not in experiments:
+    raise UserError(f"unknown experiment '{name}'; available: {', '.join(sorted(experiments))}")
   out = (root or ROOT) / name / ("quick" if quick else "")
   out.mkdir(parents=True, exist_ok=True)
   lab = Lab(out, quick, quiet, max_steps)
   t0 = time.perf_counter()
-  results = EXPERIMENTS[name](lab)
+  results = experiments[name](lab)
   results = {"experiment": name, **results, "models": lab.trained,
              "wall_s": round(time.perf_counter() - t0, 1), "protocol": _protocol(quick)}
   (out / "results.json").write_text(json.dumps(_jsonable(results), indent=2) + "\n")

@@ -15,7 +15,7 @@ def get_config():
   c.model.noise = "uniform"
   c.model.noise_dim = 10
   c.model.hidden = (64, 256, 256, 1024)
-  c.model.ae_workdir = ""  # set to an autoencoder's workdir for GMMN+AE (experiments/gmmn_ae.py)
+  c.model.ae_workdir = ""  # set to an autoencoder's workdir for GMMN+AE (genjax/configs/gmmn_ae.py)
   c.optim.lr = 1e-3
   c.step.bandwidths = (2.0, 5.0, 10.0, 20.0, 40.0, 80.0)
   c.train.batch_size = 500  # the MMD compares whole batches: larger ones see more of the distribution

@@ -1,4 +1,7 @@
-"""Generator experiments scored by a classifier trained here: mode collapse and its remedy, GMMN vs GAN."""
+"""Generator experiments scored by a classifier trained here: mode collapse and its remedy, GMMN vs GAN.
+
+Run one from the checkout's root with `make experiment NAME=<name> [QUICK=1]` (genjax.lab loads this file).
+"""
 
 from __future__ import annotations
 
@@ -53,12 +56,25 @@ def _compare(lab: Lab, name: str, runs: dict) -> dict:
 
 @experiment
 def mode_collapse(lab: Lab) -> dict:
-  """The same GAN with and without a remedy; the classifier counts the digit classes it generates."""
+  """The same GAN with and without a remedy; the classifier counts the digit classes it generates.
+
+  Command:  make experiment NAME=mode_collapse
+  Expected: 3000 steps each: collapsed, 1 class of 10 (KL to uniform 2.30); feature matching, 7 classes (KL 0.95).
+  Hardware: 2-core AMD EPYC CPU (no accelerator); results.json records the wall time, each model's steps,
+            training time and images/s, and the software and device.
+  """
   return _compare(lab, "mode_collapse", {"collapsed": (*COLLAPSE, 3000, 300), "remedy": (*REMEDY, 3000, 300)})
 
 
 @experiment
 def direct_vs_adversarial(lab: Lab) -> dict:
-  """A generator trained directly on MMD (GMMN) against one trained by an adversary (MLP GAN)."""
+  """A generator trained directly on MMD (GMMN) against one trained by an adversary (MLP GAN).
+
+  Command:  make experiment NAME=direct_vs_adversarial
+  Expected: gmmn (4000 steps, 637 s): all 10 classes, KL to uniform 0.05; gan_mlp (6000 steps): all 10 classes,
+            KL 0.18, 0s and 6s under-produced.
+  Hardware: 2-core AMD EPYC CPU (no accelerator); results.json records the wall time, each model's steps,
+            training time and images/s, and the software and device.
+  """
   return _compare(lab, "direct_vs_adversarial",
                   {"gmmn": ("gmmn", {}, 4000, 300), "gan_mlp": ("gan_mlp", {}, 6000, 300)})

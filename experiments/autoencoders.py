@@ -1,4 +1,7 @@
-"""Autoencoder experiments: denoising, sparsity, linear AE vs PCA, and anomaly detection with inpainting."""
+"""Autoencoder experiments: denoising, sparsity, linear AE vs PCA, and anomaly detection with inpainting.
+
+Run one from the checkout's root with `make experiment NAME=<name> [QUICK=1]` (genjax.lab loads this file).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,14 @@ from genjax.lab import Lab, auroc, batched, experiment, plt, psnr, test_images
 
 @experiment
 def denoising(lab: Lab) -> dict:
-  """A denoising AE per corruption: rows of noisy inputs, clean images and the denoised outputs, and PSNR."""
+  """A denoising AE per corruption: rows of noisy inputs, clean images and the denoised outputs, and PSNR.
+
+  Command:  make experiment NAME=denoising
+  Expected: PSNR noisy -> denoised on 2000 test images: mask 25% 15.9 -> 21.4 dB, mask 50% 12.9 -> 19.5 dB,
+            Gaussian 0.5 9.4 -> 18.0 dB (3000 steps each).
+  Hardware: 2-core AMD EPYC CPU (no accelerator); results.json records the wall time, each model's steps,
+            training time and images/s, and the software and device.
+  """
   dae = models.get("dae")
   settings = {"mask25": ("mask", 0.25), "mask50": ("mask", 0.5), "gaussian50": ("gaussian", 0.5)}
   x = test_images(n=2000)
@@ -36,7 +46,14 @@ def _codes(family, state, x):
 
 @experiment
 def sparsity(lab: Lab) -> dict:
-  """Code activations of a plain overcomplete AE and of the same AE with a KL-rho or an L1 sparsity penalty."""
+  """Code activations of a plain overcomplete AE and of the same AE with a KL-rho or an L1 sparsity penalty.
+
+  Command:  make experiment NAME=sparsity
+  Expected: 3000 steps each: 48% of the 1024 units active (> 0.1) in the plain AE, 16% with KL-rho (none dead),
+            9% with L1 (697 never active); test MSE 0.0042, 0.0041, 0.0037.
+  Hardware: 2-core AMD EPYC CPU (no accelerator); results.json records the wall time, each model's steps,
+            training time and images/s, and the software and device.
+  """
   x = test_images(n=2000)
   results, codes = {}, {}
   runs = {"plain": ("ae_dense", {"model.code_dim": 1024}),
@@ -69,7 +86,14 @@ def sparsity(lab: Lab) -> dict:
 
 @experiment
 def pca(lab: Lab) -> dict:
-  """A linear AE finds the PCA subspace: equal MSE, small principal angles; a deep AE does better at the same size."""
+  """A linear AE finds the PCA subspace: equal MSE, small principal angles; a deep AE does better at the same size.
+
+  Command:  make experiment NAME=pca
+  Expected: test MSE at 16 dimensions: PCA 0.026860, linear AE 0.026861 (ratio 1.00001), largest principal angle
+            0.15 degrees; the conv AE 0.0098.
+  Hardware: 2-core AMD EPYC CPU (no accelerator); results.json records the wall time, each model's steps,
+            training time and images/s, and the software and device.
+  """
   from scipy.linalg import subspace_angles
   k = 16
   train_x = data.load("mnist", "train").images.reshape(60000, -1).astype(np.float64) / 255.0
@@ -105,7 +129,14 @@ def pca(lab: Lab) -> dict:
 
 @experiment
 def anomaly(lab: Lab) -> dict:
-  """An AE trained on MNIST reconstructs Fashion-MNIST badly (AUROC), and fills in the missing half of a digit."""
+  """An AE trained on MNIST reconstructs Fashion-MNIST badly (AUROC), and fills in the missing half of a digit.
+
+  Command:  make experiment NAME=anomaly
+  Expected: 2000 steps: AUROC 0.997 (mean per-pixel error 0.0098 on MNIST, 0.088 on Fashion-MNIST); sharp but
+            often wrong inpainting, MSE on the hidden half 0.104 against 0.068 for the mean-image fill.
+  Hardware: 2-core AMD EPYC CPU (no accelerator); results.json records the wall time, each model's steps,
+            training time and images/s, and the software and device.
+  """
   ae = models.get("ae")
   state = lab.fit("ae", steps=2000, quick_steps=200)
   per_pixel = lambda v: jnp.mean((ae.reconstruct(state, v) - v) ** 2, axis=(1, 2, 3))

@@ -1,4 +1,7 @@
-"""Latent-space experiments: the 2-D VAE manifold, and interpolation in AE, VAE and GAN latents."""
+"""Latent-space experiments: the 2-D VAE manifold, and interpolation in AE, VAE and GAN latents.
+
+Run one from the checkout's root with `make experiment NAME=<name> [QUICK=1]` (genjax.lab loads this file).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +17,13 @@ from genjax.lab import Lab, batched, experiment, plt, test_images
 
 @experiment
 def latent2d(lab: Lab) -> dict:
-  """A VAE with a 2-D latent: digits decoded over a grid of z, and the test set's posterior means by label."""
+  """A VAE with a 2-D latent: digits decoded over a grid of z, and the test set's posterior means by label.
+
+  Command:  make experiment NAME=latent2d
+  Expected: 6000 steps, trained in 69 s; test -ELBO 153.5, nearest-class-centroid accuracy in z 0.62.
+  Hardware: 2-core AMD EPYC CPU (no accelerator); results.json records the wall time, each model's steps,
+            training time and images/s, and the software and device.
+  """
   model = "vae_dense"
   family = models.get(model)
   state = lab.fit(model, steps=6000, quick_steps=300, **{"model.latent_dim": 2})
@@ -64,7 +73,14 @@ def _slerp(a, b, steps: int):
 
 @experiment
 def interpolation(lab: Lab) -> dict:
-  """Decodes straight lines between the codes of two test digits (AE, VAE), and arcs between two GAN latents."""
+  """Decodes straight lines between the codes of two test digits (AE, VAE), and arcs between two GAN latents.
+
+  Command:  make experiment NAME=interpolation
+  Expected: smooth morphs from all three (ae and vae 2000 steps, gan 3000); the largest single step is 20%, 21%
+            and 21% of the endpoints' difference (10 steps, 6 pairs).
+  Hardware: 2-core AMD EPYC CPU (no accelerator); results.json records the wall time, each model's steps,
+            training time and images/s, and the software and device.
+  """
   steps, pairs = 10, 6
   x = test_images(n=2 * pairs)
   rows, smooth = {}, {}
