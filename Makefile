@@ -63,6 +63,11 @@ bench: $(BENCH_STAMP)
 bench-quality: $(STAMP)
 	$(PY) benchmarks/quality.py $(if $(QUICK),--quick) $(ARGS)
 
+# make lint: ruff, configured in pyproject.toml ([tool.ruff]); CI runs it before the tests.
+.PHONY: lint
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not slow and not distributed" -n auto --durations=10 tests
 

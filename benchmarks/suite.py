@@ -51,7 +51,7 @@ from genjax.evaluate import cpu_name, environment  # noqa: E402
 from timing import timed  # noqa: E402 -- benchmarks/timing.py
 from genjax.models import MODELS  # noqa: E402
 from genjax.state import compute_in  # noqa: E402
-from genjax.train import DEFAULT_STEPS_PER_DISPATCH, examples_per_step, make_chunk  # noqa: E402
+from genjax.train import DEFAULT_STEPS_PER_DISPATCH, make_chunk  # noqa: E402
 
 BATCHES = (64, 128, 256, 512, 1024, 2048)
 MODES = {"step": 1, "scan16": 16}
@@ -104,7 +104,7 @@ class JaxModel:
     self.config = c = cfg.model_config(name)
     c.train.batch_size = batch
     self.family = MODELS[name]
-    self.per_step = examples_per_step(self.family, c)  # a WGAN's critic reads one batch per critic step
+    self.per_step = self.family.examples_per_step(c)  # a WGAN's critic reads one batch per critic step
     rng = np.random.default_rng(0)
     self.images = jnp.asarray(rng.integers(0, 256, (POOL, 28, 28, 1), dtype=np.uint8))
     self.labels = jnp.asarray(rng.integers(0, 10, (POOL,), dtype=np.int32))

@@ -1,8 +1,8 @@
 """A small CNN classifier per dataset: counts the classes a generator covers, and gives a feature space.
 
-It follows the model-family contract (`init_state`, `train_step`, `eval_step`), so `genjax.train.train` trains it
-with the same data pipeline, checkpoints and logs as the generative models. `load(dataset)` returns a trained one,
-training it into `runs/classifier/<dataset>/` on first use.
+It is a `Family` (FAMILY, not in the model registry), so `genjax.train.train` trains it with the same data
+pipeline, checkpoints and logs as the generative models. `load(dataset)` returns a trained one, training it into
+`runs/classifier/<dataset>/` on first use.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import json
 import pathlib
-import sys
 
 import flax.linen as nn
 import jax
@@ -22,6 +21,7 @@ from genjax import checkpoint, data
 from genjax import config as cfg
 from genjax.errors import UserError
 from genjax.models import nets
+from genjax.models.family import Family
 from genjax.optim import make_tx
 from genjax.state import TrainState, pmean, step_key
 
@@ -31,8 +31,8 @@ ROOT = pathlib.Path("runs/classifier")
 class CNN(nn.Module):
   """Two blocks of a 3x3 conv and a 2x2 max-pool, a dense feature layer, then class logits. One conv per block:
   a second 3x3 conv at full resolution made a step 5x dearer on the CPU (113 images/s under load). The convs and
-  pools are `nets.Conv` and `nets.max_pool_2x2`: on XLA:CPU they make the step 1.9x faster than nn.Conv and
-  nn.max_pool (2-core EPYC, batch 128: 638 -> 1232 images/s), with the same parameters."""
+  pools are `nets.Conv` (nn.Conv, computing through genjax.kernels on CPU) and `nets.max_pool_2x2`, with nn.Conv's
+  and nn.max_pool's parameters and values; docs/kernels.md has what they gain on CPU."""
   num_classes: int = 10
   features: tuple = (32, 64)
   hidden: int = 128
@@ -160,19 +160,25 @@ def _features(state, x):
   return state.apply_fn(state.variables, x, return_features=True)
 
 
+def _as_input(images):
+  """uint8 images as float32 x / 255; float images (in [0, 1]) as float32."""
+  x = jnp.asarray(images)
+  return x.astype(jnp.float32) / 255.0 if x.dtype == jnp.uint8 else x.astype(jnp.float32)
+
+
 def _batched(fn, state, images, batch_size: int = 1000) -> np.ndarray:
   """fn over uint8 or float images in chunks; floats must be in [0, 1]."""
-  out = []
-  for i in range(0, len(images), batch_size):
-    x = jnp.asarray(images[i:i + batch_size])
-    x = x.astype(jnp.float32) / 255.0 if x.dtype == jnp.uint8 else x.astype(jnp.float32)
-    out.append(np.asarray(fn(state, x)))
-  return np.concatenate(out)
+  return data.batched(lambda x: fn(state, _as_input(x)), images, batch_size=batch_size)
 
 
 def predict(state, images) -> np.ndarray:
   """Predicted labels int [N] of images ([N, H, W, C] uint8, or float in [0, 1])."""
   return _batched(_logits, state, images).argmax(-1)
+
+
+def probabilities(state, images) -> np.ndarray:
+  """Class probabilities [N, num_classes] of images ([N, H, W, C] uint8, or float in [0, 1])."""
+  return np.asarray(jax.nn.softmax(_batched(_logits, state, images), axis=-1))
 
 
 def features(state, images) -> np.ndarray:
@@ -183,6 +189,9 @@ def features(state, images) -> np.ndarray:
 def accuracy(state, dataset: str) -> float:
   test = data.load(dataset, "test")
   return float(np.mean(predict(state, test.images) == test.labels))
+
+
+FAMILY = Family("classifier", init_state, train_step, eval_step, validate)
 
 
 def workdir(dataset: str) -> pathlib.Path:
@@ -201,7 +210,7 @@ def load(dataset: str = "mnist", *, train_if_missing: bool = True, quiet: bool =
   if not done:
     if not train_if_missing:
       raise UserError(f"no trained classifier for {dataset} in {directory}; run: make classifier DATASET={dataset}")
-    train.train(config, directory, quiet=quiet, family=sys.modules[__name__])
+    train.train(config, directory, quiet=quiet, family=FAMILY)
   ds = data.load(dataset, "test")
   example = {"image": jnp.zeros((1, *ds.images.shape[1:]), jnp.float32), "label": jnp.zeros((1,), jnp.int32)}
   ckpts = checkpoint.Checkpoints(directory / "checkpoints")

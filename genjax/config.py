@@ -109,19 +109,38 @@ def _parse(key: str, text: str, old):
   raise UserError(f"config key '{key}' expects {kind}, got {text!r}")
 
 
+def _leaf(config: ml_collections.ConfigDict, key: str, known: list[str]):
+  """(the section holding `key`, its last name), or a UserError naming the closest known key."""
+  if key not in known:
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    raise UserError(f"unknown config key '{key}'{hint}")
+  *parents, leaf = key.split(".")
+  node = config
+  for p in parents:
+    node = node[p]
+  return node, leaf
+
+
 def override(config: ml_collections.ConfigDict, assignments: dict[str, str]) -> None:
-  """Applies `{"train.steps": "100"}`-style overrides in place, rejecting unknown keys."""
+  """Applies `{"train.steps": "100"}`-style overrides (text, as on the command line) in place, each converted to the
+  type of the value it replaces; unknown keys and unparsable values are UserErrors."""
   known = list(_keys(config))
   for key, text in assignments.items():
-    if key not in known:
-      close = difflib.get_close_matches(key, known, n=1)
-      hint = f" (did you mean '{close[0]}'?)" if close else ""
-      raise UserError(f"unknown config key '{key}'{hint}")
-    *parents, leaf = key.split(".")
-    node = config
-    for p in parents:
-      node = node[p]
+    node, leaf = _leaf(config, key, known)
     node[leaf] = _parse(key, text, node[leaf])
+
+
+def assign(config: ml_collections.ConfigDict, values: dict) -> None:
+  """Sets `{"step.loss": "mse"}`-style Python values in place; unknown keys and values of another type (an int
+  for a float is fine) are UserErrors."""
+  known = list(_keys(config))
+  for key, value in values.items():
+    node, leaf = _leaf(config, key, known)
+    try:
+      node[leaf] = value
+    except TypeError as e:
+      raise UserError(f"config key '{key}' expects {type(node[leaf]).__name__}, got {value!r}") from e
 
 
 def parse_overrides(args: list[str]) -> dict[str, str]:

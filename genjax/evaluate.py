@@ -5,9 +5,9 @@ this process has (no training loop involved) and writes `workdir/eval.json` and 
 `evaluate_samples(path, dataset)` scores a `uint8 [N, H, W, C]` array of images from anywhere the same way.
 `leaderboard(root)` evaluates every run under `root` and writes a markdown table.
 
-What is measured depends on what a family can do: anything with `sample` is scored as a generator in the feature
-space of the project's classifier; a Gaussian-latent Bernoulli VAE also gets `neg_elbo` and an importance-weighted
-`nll` on a binarized test set; anything with `reconstruct` but no `sample` is scored as an autoencoder.
+What is measured is what the family's `blocks` name (genjax.models.family): `generator` scores samples in the
+feature space of the project's classifier, `conditional` the label accuracy of `sample_class`, `likelihood` gives
+`neg_elbo` and an importance-weighted `nll` on a binarized test set, `reconstruction` the test-set reconstruction.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import inspect
 import json
 import pathlib
 import platform
@@ -26,12 +25,12 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from genjax import checkpoint, classifier, data, inception, metrics, models, pictures, train, xla
+from genjax import checkpoint, classifier, data, inception, metrics, models, pictures, xla
 from genjax.errors import UserError
+from genjax.models.family import bind
 
 NUM_SAMPLES = 10000
 NLL_K = 5000
-VAES = ("vae", "vae_dense", "iwae", "cvae")  # Gaussian latent, Bernoulli likelihood: `iwae.bounds` applies
 NEIGHBOURS = 5  # nearest training images shown per generated sample
 BINARIZATION = ("test images binarized once: x_bin = 1[u < x] with u ~ U[0, 1) from fold_in(PRNGKey(seed), 1000003) "
                 "and x = uint8/255 (one draw of dynamic binarization). The VAEs train on grey levels as Bernoulli "
@@ -70,13 +69,12 @@ def _read_config(workdir: pathlib.Path) -> tuple[ml_collections.ConfigDict, tupl
 def restore_target(family, config, image_shape) -> object:
   """The state's structure with abstract leaves placed on this process's devices: built by tracing `init_state`
   (no initializer runs), so a restore on 1 GPU, 8 TPU cores or a CPU reads the same checkpoint."""
-  per_step = train.examples_per_step(family, config)
+  if family.prepare is not None:  # GMMN+AE: its frozen autoencoder is part of the state
+    family = family.prepare(config, data.load(config.data.name, "train", config.data.train_limit).images)
+  per_step = family.examples_per_step(config)
   example = {"image": jnp.zeros((per_step, *image_shape), jnp.float32), "label": jnp.zeros((per_step,), jnp.int32)}
   init = functools.partial(family.init_state, config=config, example_batch=example)
-  try:
-    abstract = jax.eval_shape(init, jax.random.PRNGKey(0))
-  except Exception:  # a family whose init reads other runs from disk (GMMN+AE) is built for real
-    abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), init(jax.random.PRNGKey(0)))
+  abstract = jax.eval_shape(init, jax.random.PRNGKey(0))
   sharding = replicated()
   return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), abstract)
 
@@ -100,11 +98,8 @@ def load_run(workdir, step: int | None = None) -> Run:
 
 
 def kind(model: str) -> str:
-  """'vae', 'generator' or 'autoencoder': which block of metrics a registered model gets."""
-  family = models.get(model)
-  if model in VAES:
-    return "vae"
-  return "generator" if hasattr(family, "sample") else "autoencoder"
+  """'vae', 'generator' or 'autoencoder': the leaderboard table a registered model's runs appear in."""
+  return models.get(model).kind
 
 
 # --------------------------------------------------------------------------------------------- the feature network
@@ -134,10 +129,6 @@ def _real_features(dataset: str, num_reference: int):
   return classifier.features(state, images), len(images)
 
 
-def _softmax(state, images) -> np.ndarray:
-  return np.asarray(jax.nn.softmax(classifier._batched(classifier._logits, state, images), axis=-1))
-
-
 def generator_metrics(dataset: str, images_u8: np.ndarray, seed: int, num_reference: int = NUM_SAMPLES,
                       inception_weights: str | None = None) -> tuple[dict, dict]:
   """The generator block of metrics for uint8 images, against the first `num_reference` images of the test split;
@@ -146,7 +137,7 @@ def generator_metrics(dataset: str, images_u8: np.ndarray, seed: int, num_refere
   state, card = feature_network(dataset)
   real, n_real = _real_features(dataset, num_reference)
   fake = classifier.features(state, images_u8)
-  probs = _softmax(state, images_u8)
+  probs = classifier.probabilities(state, images_u8)
   result = metrics.generator_metrics(real, fake, probs, num_classes=probs.shape[-1], seed=seed)
   protocol = {"reference": f"{dataset} test split, {n_real} images", "num_samples": int(len(images_u8)),
               "feature_network": card, "samples_quantized": "uint8, round(255 x)",
@@ -192,12 +183,6 @@ def _inception_reference(dataset: str, num_reference: int, weights: str) -> np.n
 # ------------------------------------------------------------------------------------------------ per-family blocks
 
 
-def _bind(fn, step_config):
-  """fn with the config.step keywords it accepts (a DAE's eval_step takes its noise settings)."""
-  accepted = inspect.signature(fn).parameters
-  return functools.partial(fn, **{k: v for k, v in step_config.items() if k in accepted})
-
-
 def _in_batches(draw, key, n: int, batch: int) -> np.ndarray:
   """uint8 images from draw(fold_in(key, i), start, stop) for the i-th batch [start, stop) of n."""
   return to_uint8(np.concatenate([np.asarray(draw(jax.random.fold_in(key, i), start, min(start + batch, n)))
@@ -219,7 +204,7 @@ def label_accuracy(run: Run, dataset: str, n: int, seed: int, batch: int = 1000)
   key = jax.random.fold_in(jax.random.PRNGKey(seed), 1)  # draws of their own, apart from draw_samples'
   images = _in_batches(lambda key, start, stop: sample(run.state, key, labels[start:stop]), key, n, batch)
   state, _ = feature_network(dataset)
-  return float(np.mean(np.argmax(_softmax(state, images), axis=-1) == labels))
+  return float(np.mean(np.argmax(classifier.probabilities(state, images), axis=-1) == labels))
 
 
 def to_uint8(x) -> np.ndarray:
@@ -234,16 +219,13 @@ def binarize(images_u8: np.ndarray, seed: int) -> np.ndarray:
 
 def likelihood_metrics(run: Run, seed: int, k: int, examples: int, batch: int = 50, chunk: int = 250) -> dict:
   """neg_elbo and nll (nats per image) from the same k importance samples of each binarized test image."""
-  from genjax.models import cvae, iwae
   test = data.load(run.config.data.name, "test")
   examples = min(examples, len(test.images))
   x_all, y_all = binarize(test.images[:examples], seed), test.labels[:examples]
-  is_cvae = run.config.model.name == "cvae"
 
   @jax.jit
   def one(state, x, y, rng):
-    cond = (cvae.one_hot(state, y),) if is_cvae else ()
-    return iwae.bounds(state, x, rng, k, chunk=chunk, cond=cond)
+    return run.family.likelihood_bounds(state, x, y, rng, k, chunk=chunk)
 
   key = jax.random.fold_in(jax.random.PRNGKey(seed), 7)
   bound, elbo = [], []
@@ -260,7 +242,7 @@ def likelihood_metrics(run: Run, seed: int, k: int, examples: int, batch: int = 
 def reconstruction_metrics(run: Run, seed: int, batch: int = 500) -> dict:
   """Means over the test split of the family's per-example eval_step metrics (mse, bce, psnr; a DAE's denoising)."""
   test = data.load(run.config.data.name, "test")
-  step = jax.jit(_bind(run.family.eval_step, run.config.step))
+  step = jax.jit(bind(run.family.eval_step, run.config.step))
   key = jax.random.fold_in(jax.random.PRNGKey(seed), 11)
   sums: dict[str, float] = {}
   for i, start in enumerate(range(0, len(test.images), batch)):
@@ -297,7 +279,7 @@ def _pictures(run: Run, out: pathlib.Path, samples_u8) -> list[str]:
     pictures.save_grid(out / "samples.png", samples_u8[:100].astype(np.float32) / 255.0, ncol=10)
     save_neighbours(out / "nearest_training.png", samples_u8, data.load(run.config.data.name, "train").images)
     saved += ["samples.png", "nearest_training.png"]
-  if hasattr(run.family, "reconstruct"):
+  if run.family.reconstruct is not None:
     x = data.load(run.config.data.name, "test").images[:32].astype(np.float32) / 255.0
     pictures.save_reconstructions(out / "reconstructions.png", x, jax.jit(run.family.reconstruct)(run.state, x))
     saved.append("reconstructions.png")
@@ -351,28 +333,28 @@ def evaluate_run(workdir, *, num_samples: int = NUM_SAMPLES, seed: int = 0, nll_
   t0 = time.perf_counter()
   run = load_run(workdir)
   model, dataset = run.config.model.name, run.config.data.name
-  what = kind(model)
+  what = run.family.kind
   result: dict = {"model": model, "dataset": dataset, "kind": what, "step": run.step,
                   "settings": {"num_samples": num_samples, "seed": seed, "nll_k": nll_k, "nll_examples": nll_examples,
                                "num_reference": num_reference, **_inception_setting(inception_weights)}}
   protocol: dict = {"dataset": dataset, "split": "test", "seed": seed, "checkpoint": str(run.workdir /
                     "checkpoints" / str(run.step))}
   samples = None
-  if hasattr(run.family, "sample"):
+  if "generator" in run.family.blocks:
     samples = draw_samples(run, num_samples, seed)
     block, card = generator_metrics(dataset, samples, seed, num_reference, inception_weights)
     result.update(block)
     protocol.update(card)
-  if hasattr(run.family, "sample_class"):
+  if "conditional" in run.family.blocks:
     result["label_accuracy"] = label_accuracy(run, dataset, num_samples, seed)
     protocol["label_accuracy"] = (f"{num_samples} samples drawn by sample_class for labels 0..C-1 in turn; the "
                                   "fraction the feature network classifies as the label they were drawn for")
-  if what == "vae":
+  if "likelihood" in run.family.blocks:
     result.update(likelihood_metrics(run, seed, nll_k, nll_examples))
     protocol.update({"binarization": BINARIZATION, "nll": f"-log (1/k) sum w_i, k={nll_k} importance samples "
                      f"from q(z|x) per image", "neg_elbo": "-(1/k) sum log w_i from the same k samples",
                      "likelihood_examples": min(nll_examples, len(data.load(dataset, "test").images))})
-  if hasattr(run.family, "reconstruct") and what == "autoencoder":
+  if "reconstruction" in run.family.blocks:
     result.update(reconstruction_metrics(run, seed))
     protocol["reconstruction"] = ("test split in [0, 1] (uint8/255); mse: mean over pixels; bce: summed over pixels "
                                   "(nats per image); psnr: per image, then averaged")

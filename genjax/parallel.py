@@ -50,6 +50,15 @@ def any_process(flag: bool) -> bool:
   return bool(np.any(multihost_utils.process_allgather(np.array(flag))))
 
 
+def agree_to_stop(local: bool, sync_point: bool) -> bool:
+  """Whether every process stops after this chunk. One process: `local` (a signal arrived). Several: a signal
+  reaches them at different chunks and a save is collective, so they agree at sync points (the same steps in every
+  process: log steps and the last), and between them none acts on a signal."""
+  if jax.process_count() == 1:
+    return local
+  return any_process(local) if sync_point else False
+
+
 def is_main() -> bool:
   """Whether this process writes logs, pictures and progress (process 0, or the only one)."""
   return jax.process_index() == 0

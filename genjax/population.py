@@ -10,7 +10,9 @@ import pathlib
 import jax
 import jax.numpy as jnp
 
+from genjax import config as cfg
 from genjax.errors import UserError
+from genjax.models.family import Family
 
 
 def size(config) -> int:
@@ -79,16 +81,52 @@ def init(init_fn, rng, p: int, configs=None):  # init_fn(rng, config=the run's c
   return stack([init_fn(k, c) for k, c in zip(keys, configs)])
 
 
-def step(step_fn, p: int, swept: dict[str, list[float]]):
+def step(step_fn, p: int, swept: dict[str, list[float]], name: str = "the model"):
   """A train_step over the stacked state: member i draws from the i-th key split off the step's key and gets its
-  swept values; all members see the same batch."""
+  swept values; all members see the same batch. `name` is the family's, for the error of an unsweepable value."""
   values = {k[len("step."):]: jnp.asarray(v, jnp.float32) for k, v in swept.items() if k.startswith("step.")}
 
-  def population_step(state, batch, rng, **kwargs):  # kwargs: axis_name under shard_map/pmap
+  def population_step(state, batch, rng, **kwargs):  # kwargs: the other hyperparameters; axis_name
     def one(s, key, hp):
       return step_fn(s, batch, key, **hp, **kwargs)
-    return jax.vmap(one)(state, jax.random.split(rng, p), values)
+    try:
+      return jax.vmap(one)(state, jax.random.split(rng, p), values)
+    except jax.errors.ConcretizationTypeError:  # TracerBoolConversionError too; raised while tracing
+      if not swept:
+        raise
+      raise UserError(f"sweep: {', '.join(swept)} decides the structure of {name}'s step (a Python branch on its "
+                      "value), so it cannot vary within one program; train those values as separate runs") from None
   return population_step
+
+
+def parallel_strategy(config) -> str:
+  """The data-parallel strategy of the run: config.parallel, or `none` for a population (one device for now)."""
+  strategy, p = config.get("parallel", "auto"), size(config)
+  if p == 1:
+    return strategy
+  if strategy not in ("auto", "none"):
+    raise UserError(f"population={p} runs on one device for now; set parallel=none (got {strategy})")
+  return "none"
+
+
+def wrap(family: Family, config) -> Family:
+  """A population of size(config) members as an ordinary family over the stacked state: init_state builds every
+  member (by seed, or each from its own config for an optim.lr sweep), train_step trains them in one vmapped step
+  (`step`). Each member's swept value must be valid on its own. The optional capabilities are the base family's:
+  they apply to one member (`take`). The family itself when size(config) is 1."""
+  p, swept = size(config), sweep(config)
+  if p == 1:
+    return family
+  members = [member_config(config, i, swept) for i in range(p)]
+  for member in members:
+    cfg.check(member)
+    family.validate(member)
+  configs = members if "optim.lr" in swept else None  # the rate lives in each member's optimizer state
+
+  def init_state(rng, config, example_batch):
+    return init(lambda k, c=config: family.init_state(k, c, example_batch), rng, p, configs)
+
+  return family._replace(init_state=init_state, train_step=step(family.train_step, p, swept, family.name))
 
 
 def take(tree, i: int):

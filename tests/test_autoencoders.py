@@ -89,8 +89,8 @@ def test_sparse_step_loss_is_reconstruction_plus_weighted_penalty(sparsity, weig
   _, m = _step("sparse_ae", loss="mse", sparsity=sparsity, sparsity_weight=weight, rho=0.05)(state, batch,
                                                                                             jax.random.PRNGKey(2))
   x = _np(batch["image"]).reshape(B, -1)
-  h = _np(jax.jit(sparse_ae.encode)(state, batch["image"]))  # dropout is 0 by default: the code of training
-  x_hat = _np(jax.jit(sparse_ae.reconstruct)(state, batch["image"])).reshape(B, -1)
+  h = _np(jax.jit(MODELS["sparse_ae"].encode)(state, batch["image"]))  # dropout is 0 by default: the code of training
+  x_hat = _np(jax.jit(MODELS["sparse_ae"].reconstruct)(state, batch["image"])).reshape(B, -1)
   mse = np.mean((x_hat - x) ** 2)
   pen = _kl_numpy(h, 0.05) if sparsity == "kl" else np.abs(h).sum(-1).mean()
   np.testing.assert_allclose(m["mse"], mse, rtol=1e-4)
@@ -138,7 +138,7 @@ def test_dae_loss_is_against_the_clean_input():
   state, batch = _state("dae"), _batch()
   _, m = _step("dae", loss="mse", noise="mask")(state, batch, jax.random.PRNGKey(2), noise_level=1.0)
   x = _np(batch["image"])
-  x0 = _np(jax.jit(dae.reconstruct)(state, jnp.zeros_like(batch["image"])))
+  x0 = _np(jax.jit(MODELS["dae"].reconstruct)(state, jnp.zeros_like(batch["image"])))
   np.testing.assert_allclose(m["mse"], np.mean((x0 - x) ** 2), rtol=1e-4)
   assert abs(float(m["mse"]) - np.mean(x0 ** 2)) > 0.05
 
@@ -175,7 +175,7 @@ def test_dae_eval_reports_denoising_per_example():
   per = jax.jit(functools.partial(dae.eval_step, noise="mask", noise_level=0.5))(state, batch, jax.random.PRNGKey(3))
   x_noisy = dae.corrupt(batch["image"], jax.random.PRNGKey(3), "mask", 0.5)
   x = _np(batch["image"]).reshape(B, -1)
-  mse = np.mean((_np(jax.jit(dae.reconstruct)(state, x_noisy)).reshape(B, -1) - x) ** 2, axis=-1)
+  mse = np.mean((_np(jax.jit(MODELS["dae"].reconstruct)(state, x_noisy)).reshape(B, -1) - x) ** 2, axis=-1)
   np.testing.assert_allclose(per["denoise_psnr"], -10 * np.log10(mse), rtol=1e-4)
   noisy_mse = np.mean((_np(x_noisy).reshape(B, -1) - x) ** 2, axis=-1)
   np.testing.assert_allclose(per["noisy_psnr"], -10 * np.log10(noisy_mse), rtol=1e-4)

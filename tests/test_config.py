@@ -124,3 +124,13 @@ def test_bad_arguments():
     cfg.parse_overrides(["--steps=3"])
   with pytest.raises(UserError, match="no config file at"):
     cfg.load(pathlib.Path("configs/none.py"))
+
+
+def test_assign_sets_python_values_with_the_type_checks_of_override():
+  c = cfg.model_config("dae")
+  cfg.assign(c, {"step.noise": "mask", "step.noise_level": 1, "model.code_dim": 64})
+  assert (c.step.noise, c.step.noise_level, c.model.code_dim) == ("mask", 1.0, 64)
+  with pytest.raises(UserError, match=r"config key 'step.noise' expects str, got 3"):
+    cfg.assign(c, {"step.noise": 3})
+  with pytest.raises(UserError, match=r"unknown config key 'step.nois' \(did you mean 'step.noise'\?\)"):
+    cfg.assign(c, {"step.nois": "mask"})

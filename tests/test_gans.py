@@ -157,7 +157,7 @@ def test_loop_gathers_batch_size_times_critic_updates(tmp_path, monkeypatch):
     seen["example"] = example["image"].shape[0]
     return init(rng, config, example)
 
-  monkeypatch.setattr(MODELS["wgan"], "init_state", init_state)
+  monkeypatch.setitem(MODELS, "wgan", MODELS["wgan"]._replace(init_state=init_state))
   monkeypatch.setattr(train.data, "batch_indices", gather)
   c = small_config("wgan")
   c.model.gen_hidden, c.model.disc_hidden = (32,), (32,)

@@ -134,7 +134,7 @@ def test_gmmn_without_a_trained_autoencoder_says_what_to_run(tmp_path):
   assert c.model.name == "gmmn" and c.model.ae_workdir
   c.model.ae_workdir = str(tmp_path / "nowhere")
   batch = {"image": jnp.zeros((2, 28, 28, 1)), "label": jnp.zeros(2, jnp.int32)}
-  for call in (lambda: gmmn.validate(c), lambda: gmmn.init_state(jax.random.PRNGKey(0), c, batch)):
+  for call in (lambda: gmmn.validate(c), lambda: gmmn.prepare(c, np.zeros((2, 28, 28, 1), np.uint8))):
     with pytest.raises(UserError, match=r"make train MODEL=ae_dense") as e:
       call()
     assert "\n" not in str(e.value)
@@ -190,7 +190,7 @@ def test_gmmn_trains_in_a_frozen_autoencoders_code_space(tmp_path):
   np.testing.assert_allclose(out, family.decode(ae, codes * state.code_scale + state.code_shift), atol=1e-6)
   assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
   # The checkpoint holds the whole state, frozen AE included, and restores into a fresh one.
-  fresh = gmmn.init_state(jax.random.PRNGKey(9), c, example)
+  fresh = gmmn.prepare(c, np.zeros((16, 28, 28, 1), np.uint8)).init_state(jax.random.PRNGKey(9), c, example)
   ckpts = checkpoint.Checkpoints(tmp_path / "gmmn" / "checkpoints")
   chex.assert_trees_all_equal(arrays(ckpts.restore(fresh, 8)), arrays(state))
   ckpts.close()

@@ -13,7 +13,7 @@ from scipy.stats import norm
 
 from genjax import config as cfg
 from genjax import data
-from genjax.models import MODELS, cvae, iwae, vae_dense
+from genjax.models import MODELS, cvae, iwae, likelihood, vae_dense
 
 
 def _config(name, **model):
@@ -51,7 +51,7 @@ def _bernoulli_log_lik(logits, x):
 def test_iwae_bound_with_one_sample_is_the_single_sample_elbo():
   x, state = _x(), _state("vae_dense")
   rng = jax.random.PRNGKey(7)
-  bound, (mean, logvar) = jax.jit(lambda r: (iwae.iwae_bound(state, x, r, 1), vae_dense.encode(state, x)))(rng)
+  bound, (mean, logvar) = jax.jit(lambda r: (likelihood.iwae_bound(state, x, r, 1), vae_dense.encode(state, x)))(rng)
   # The ELBO's integrand log p(x | z) + log p(z) - log q(z | x) at the bound's draw z = mean + sigma * eps_0,
   # with densities from scipy.
   mean, logvar = np.asarray(mean, np.float64), np.asarray(logvar, np.float64)
@@ -73,7 +73,7 @@ def test_iwae_bound_with_one_sample_averages_to_the_analytic_elbo():
     # log w - log p(x | z) = log p(z) - log q(z | x): minus a one-draw KL estimate, whose mean is the closed form.
     def one(r):
       eps = jax.random.normal(jax.random.fold_in(r, 0), (4, 2))
-      return -(iwae.iwae_bound(state, x, r, 1) + vae_dense.elbo_terms(state, state.params, x, eps)["recon"])
+      return -(likelihood.iwae_bound(state, x, r, 1) + vae_dense.elbo_terms(state, state.params, x, eps)["recon"])
     return jax.vmap(one)(keys), vae_dense.elbo_terms(state, state.params, x, jnp.zeros((4, 2)))["kl"]
 
   mc_kl, kl = mc_kl_and_kl(keys)
@@ -106,7 +106,7 @@ def test_iwae_bound_increases_with_k_below_the_exact_log_likelihood():
   @jax.jit
   def bounds(rng):
     xs = jnp.tile(x, (draws, 1, 1, 1))
-    return [iwae.iwae_bound(state, xs, jax.random.fold_in(rng, k), k).reshape(draws, -1) for k in (1, 5, 50)]
+    return [likelihood.iwae_bound(state, xs, jax.random.fold_in(rng, k), k).reshape(draws, -1) for k in (1, 5, 50)]
 
   means, ses = {}, {}
   for k, b in zip((1, 5, 50), bounds(jax.random.PRNGKey(2))):
@@ -124,7 +124,7 @@ def test_chunked_iwae_bound_equals_unchunked():
   x, state = _x(), _state("iwae")
   rng = jax.random.PRNGKey(3)
   # 7 leaves a partial last chunk; the noise of sample i is the same whatever the chunking.
-  whole, parts = jax.jit(lambda r: (iwae.iwae_bound(state, x, r, 50), iwae.iwae_bound(state, x, r, 50, chunk=7)))(rng)
+  whole, parts = jax.jit(lambda r: (likelihood.iwae_bound(state, x, r, 50), likelihood.iwae_bound(state, x, r, 50, chunk=7)))(rng)
   np.testing.assert_allclose(parts, whole, rtol=1e-5)
 
 
@@ -134,7 +134,7 @@ def test_iwae_train_step_reports_the_bound_and_a_looser_elbo():
 
   @jax.jit
   def run(rng):
-    bound = iwae.iwae_bound(state, x, jax.random.fold_in(rng, 0), 5)
+    bound = likelihood.iwae_bound(state, x, jax.random.fold_in(rng, 0), 5)
     return iwae.train_step(state, batch, rng, k=1)[1], iwae.train_step(state, batch, rng, k=5)[1], bound
 
   m1, m5, bound = run(jax.random.PRNGKey(4))
@@ -164,7 +164,7 @@ def test_two_dimensional_latent_decodes_a_grid_and_has_a_bound(name):
 
   @jax.jit
   def run(state):
-    return family.encode(state, x), family.decode(state, z), iwae.iwae_bound(state, x, jax.random.PRNGKey(0), 3,
+    return family.encode(state, x), family.decode(state, z), likelihood.iwae_bound(state, x, jax.random.PRNGKey(0), 3,
                                                                              chunk=2, cond=cond)
 
   (mean, logvar), out, bound = run(state)

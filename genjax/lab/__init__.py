@@ -46,12 +46,7 @@ class Lab:
     from genjax import train
     c = cfg.model_config(config or model)
     c.model.name = model
-    for key, value in overrides.items():
-      *parents, leaf = key.split(".")
-      node = c
-      for p in parents:
-        node = node[p]
-      node[leaf] = value
+    cfg.assign(c, overrides)
     c.train.steps = min(quick_steps if self.quick else steps, self.max_steps or steps)
     if c.optim.schedule == "cosine":  # the decay spans the run, however long it is
       c.optim.decay_steps = c.train.steps

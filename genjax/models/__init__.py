@@ -1,31 +1,32 @@
-"""The model registry: name -> family module with init_state, train_step, eval_step and sample/reconstruct."""
+"""The model registry: name -> `Family` (genjax.models.family), the one object the loop and evaluation call."""
 
 from genjax.errors import UserError
-from genjax.models import ae, gan, vae
-from genjax.models import ae_dense, ae_linear, dae, sparse_ae
-from genjax.models import cvae, gmmn, iwae, vae_dense
-from genjax.models import cgan, gan_mlp, wgan, wgan_gp
+from genjax.models import ae, ae_dense, ae_linear, cgan, cvae, dae, gan, gan_mlp, gmmn, iwae, sparse_ae, vae
+from genjax.models import vae_dense, wgan, wgan_gp
+from genjax.models.family import BLOCKS, Family
 
-MODELS = {
-    "ae": ae,
-    "ae_dense": ae_dense,
-    "ae_linear": ae_linear,
-    "sparse_ae": sparse_ae,
-    "dae": dae,
-    "vae": vae,
-    "vae_dense": vae_dense,
-    "cvae": cvae,
-    "iwae": iwae,
-    "gmmn": gmmn,
-    "gan": gan,
-    "gan_mlp": gan_mlp,
-    "wgan": wgan,
-    "wgan_gp": wgan_gp,
-    "cgan": cgan,
+MODELS: dict[str, Family] = {
+    "ae": ae.FAMILY,
+    "ae_dense": ae_dense.FAMILY,
+    "ae_linear": ae_linear.FAMILY,
+    "sparse_ae": sparse_ae.FAMILY,
+    "dae": dae.FAMILY,
+    "vae": vae.FAMILY,
+    "vae_dense": vae_dense.FAMILY,
+    "cvae": cvae.FAMILY,
+    "iwae": iwae.FAMILY,
+    "gmmn": gmmn.FAMILY,
+    "gan": gan.FAMILY,
+    "gan_mlp": gan_mlp.FAMILY,
+    "wgan": wgan.FAMILY,
+    "wgan_gp": wgan_gp.FAMILY,
+    "cgan": cgan.FAMILY,
 }
 
+__all__ = ["BLOCKS", "MODELS", "Family", "get"]
 
-def get(name: str):
+
+def get(name: str) -> Family:
   """The family registered as `name`, or a UserError listing the choices."""
   if name not in MODELS:
     raise UserError(f"unknown model '{name}'; available: {', '.join(sorted(MODELS))}")

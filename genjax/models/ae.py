@@ -10,6 +10,7 @@ import jax.numpy as jnp
 
 from genjax.errors import UserError
 from genjax.models import nets
+from genjax.models.family import Family
 from genjax.models.ae_dense import RECONSTRUCTION_LOSSES, psnr, reconstruction_terms
 from genjax.optim import make_tx
 from genjax.state import TrainState, pmean, step_key
@@ -98,3 +99,7 @@ def reconstruct(state, x):
   """x_hat in [0, 1] for inputs x in [0, 1] (dropout off)."""
   logits, _ = state.apply_fn(state.variables, x)
   return jax.nn.sigmoid(logits)
+
+
+FAMILY = Family("ae", init_state, train_step, eval_step, validate, encode=encode, decode=decode,
+                reconstruct=reconstruct, blocks=("reconstruction",))

@@ -1,6 +1,6 @@
 """Dense one-hidden-layer autoencoder: code h = s(W x + b), reconstruction x_hat = sigmoid(W' h + b').
 
-The module here is shared by the dense autoencoder families (`ae_linear`, `sparse_ae`, `dae`); they import its
+The dense autoencoder families (`ae_linear`, `sparse_ae`, `dae`) are derived from FAMILY here and share its
 helpers. With `model.activation = "sigmoid"` (the default) this is the textbook formulation x_hat = s(W' s(W x + b)
 + b'); the output stays a sigmoid for every code activation so that reconstructions lie in [0, 1].
 """
@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from genjax import losses
 from genjax.errors import UserError
 from genjax.models import nets
+from genjax.models.family import Family
 from genjax.optim import make_tx
 from genjax.state import TrainState, pmean, step_key
 
@@ -141,3 +142,7 @@ def reconstruct(state, x):
   """x_hat in [0, 1] for inputs x in [0, 1] (dropout off)."""
   logits, _ = state.apply_fn(state.variables, x)
   return jax.nn.sigmoid(logits)
+
+
+FAMILY = Family("ae_dense", init_state, train_step, eval_step, validate, encode=encode, decode=decode,
+                reconstruct=reconstruct, blocks=("reconstruction",))

@@ -18,10 +18,6 @@ from genjax.models.ae_dense import DenseAutoEncoder, forward, psnr
 from genjax.state import pmean, step_key
 
 
-def validate(config) -> None:
-  ae_dense.validate_common(config)
-
-
 def init_state(rng, config, example_batch):
   return ae_dense.init_state(rng, config, example_batch, activation="linear")
 
@@ -82,3 +78,7 @@ def project(state, x):
 def reconstruct(state, x):
   """The linear reconstruction clipped to [0, 1], for pictures."""
   return jnp.clip(project(state, x), 0.0, 1.0)
+
+
+FAMILY = ae_dense.FAMILY._replace(name="ae_linear", init_state=init_state, train_step=train_step,
+                                  eval_step=eval_step, encode=encode, decode=decode, reconstruct=reconstruct)

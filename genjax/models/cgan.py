@@ -7,7 +7,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from genjax.errors import UserError
-from genjax.models import gans
+from genjax.models import gan_mlp, gans
 
 
 def validate(config) -> None:
@@ -16,23 +16,15 @@ def validate(config) -> None:
     raise UserError(f"model.num_classes must be at least 2, got {config.model.num_classes}")
 
 
-def examples_per_step(config) -> int:
-  return gans.examples_per_step(config, "d_steps")
-
-
 def init_state(rng, config, example_batch) -> gans.AdversarialState:
   return gans.init_mlp_state(rng, config, example_batch, config.model.num_classes)
-
-
-train_step = gans.adversarial_train_step
-
-
-eval_step = gans.eval_step
-generate = gans.generate
-sample = gans.sample
 
 
 def sample_class(state: gans.AdversarialState, rng, labels):
   """One image in [0, 1] per label in `labels` [n]."""
   labels = jnp.asarray(labels, jnp.int32)
   return (gans.generate(state, rng, labels.shape[0], labels) + 1.0) * 0.5
+
+
+FAMILY = gan_mlp.FAMILY._replace(name="cgan", init_state=init_state, validate=validate, sample_class=sample_class,
+                                 blocks=("generator", "conditional"))

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 
 from genjax import losses
 from genjax.errors import UserError
-from genjax.models import vae_dense
+from genjax.models import likelihood, vae_dense
 from genjax.state import TrainState
 
 latent_dim = vae_dense.latent_dim
@@ -99,3 +99,15 @@ def reconstruct(state, x, labels=None):
   labels = infer_labels(state, x) if labels is None else labels
   mean, _ = encode(state, x, labels)
   return decode(state, mean, labels)
+
+
+def likelihood_bounds(state, x, labels, rng, k: int, *, chunk: int = 0):
+  """(L_k, ELBO) of log p(x | y) per example, each [B] in nats: `likelihood.bounds` given the one-hot labels."""
+  return likelihood.bounds(state, x, rng, k, chunk=chunk, cond=(one_hot(state, labels),))
+
+
+FAMILY = vae_dense.FAMILY._replace(name="cvae", init_state=init_state, train_step=train_step, eval_step=eval_step,
+                                   validate=validate, sample=sample, sample_class=sample_class,
+                                   reconstruct=reconstruct, encode=encode, decode=decode,
+                                   likelihood_bounds=likelihood_bounds,
+                                   blocks=("generator", "conditional", "likelihood"))

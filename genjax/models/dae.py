@@ -12,8 +12,7 @@ import jax.numpy as jnp
 from genjax import losses, rng as fast_rng
 from genjax.errors import UserError
 from genjax.models import ae_dense
-from genjax.models.ae_dense import decode, encode, reconstruct  # noqa: F401  (this family's pictures and codes)
-from genjax.models.ae_dense import forward, psnr, reconstruction_terms
+from genjax.models.ae_dense import forward, psnr, reconstruct, reconstruction_terms
 from genjax.state import pmean, step_key
 
 NOISES = ("gaussian", "mask")
@@ -29,10 +28,6 @@ def validate(config) -> None:
     raise UserError(f"step.noise_level is the fraction of pixels zeroed by mask noise: in [0, 1], got {s.noise_level}")
   if s.noise_level < 0:
     raise UserError(f"step.noise_level is the standard deviation of gaussian noise: >= 0, got {s.noise_level}")
-
-
-def init_state(rng, config, example_batch):
-  return ae_dense.init_state(rng, config, example_batch)
 
 
 def corrupt(x, rng, noise: str, level):
@@ -78,3 +73,6 @@ def eval_step(state, batch, rng, *, noise: str = DEFAULT_NOISE, noise_level: flo
   per["denoise_psnr"] = psnr(per["denoise_mse"])
   per["noisy_psnr"] = psnr(losses.squared_error(x_noisy, x))
   return per
+
+
+FAMILY = ae_dense.FAMILY._replace(name="dae", validate=validate, train_step=train_step, eval_step=eval_step)

@@ -10,6 +10,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from genjax.models import gans, nets
+from genjax.models.family import Family
 
 
 class Generator(nn.Module):
@@ -62,14 +63,6 @@ class Discriminator(nn.Module):
     return ConvTrunk(self.features, self.minibatch_std, name="ConvEncoder_0")(x_BxHxWxC)
 
 
-def validate(config) -> None:
-  gans.validate_common(config)
-
-
-def examples_per_step(config) -> int:
-  return gans.examples_per_step(config, "d_steps")
-
-
 def init_state(rng, config, example_batch) -> gans.AdversarialState:
   x = example_batch["image"]
   m = config.model
@@ -80,10 +73,6 @@ def init_state(rng, config, example_batch) -> gans.AdversarialState:
   return gans.make_state(rng, config, gen, disc, x, spec)
 
 
-train_step = gans.adversarial_train_step
-
-
-eval_step = gans.eval_step
-generate = gans.generate
-decode = gans.decode
-sample = gans.sample
+FAMILY = Family("gan", init_state, gans.adversarial_train_step, gans.eval_step, gans.validate_common,
+                examples_per_step=gans.examples_per_step, sample=gans.sample, decode=gans.decode,
+                blocks=("generator",))

@@ -12,6 +12,7 @@ space than in pixel space (experiments/gmmn_ae.py uses 1 to 16 code-space standa
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import pathlib
@@ -24,9 +25,10 @@ import ml_collections
 import numpy as np
 from flax import struct
 
-from genjax import checkpoint, data, mmd
+from genjax import checkpoint, mmd
 from genjax.errors import UserError
 from genjax.models import nets
+from genjax.models.family import Family
 from genjax.optim import make_tx
 from genjax.state import TrainState, pmean, step_key
 
@@ -85,7 +87,7 @@ def check_ae_workdir(workdir) -> tuple[str, dict]:
   if not any((workdir / "checkpoints").glob("[0-9]*")):
     raise UserError(f"model.ae_workdir={workdir} has no checkpoint; {_hint(name)}")
   family = models.get(name)
-  if not (hasattr(family, "encode") and hasattr(family, "decode")):
+  if family.encode is None or family.decode is None:
     raise UserError(f"model.ae_workdir={workdir} holds a '{name}' model, which lacks encode/decode; "
                     f"{_hint('ae_dense')}")
   return name, info
@@ -109,9 +111,9 @@ def load_autoencoder(workdir, image_shape):
   return name, state.replace(opt_state=())
 
 
-def _code_stats(family, ae, config):
-  """Mean code and the root mean variance over code dimensions, from the first training images."""
-  images = data.load(config.data.name, "train", config.data.train_limit).images[:CODE_STATS_EXAMPLES]
+def _code_stats(family, ae, images_u8):
+  """Mean code and the root mean variance over code dimensions, from the first CODE_STATS_EXAMPLES images."""
+  images = images_u8[:CODE_STATS_EXAMPLES]
   encode = jax.jit(family.encode)
   codes = np.concatenate([np.asarray(encode(ae, jnp.asarray(images[i:i + 500], jnp.float32) / 255.0))
                           for i in range(0, len(images), 500)])
@@ -136,22 +138,32 @@ def validate(config) -> None:
     check_ae_workdir(m.ae_workdir)
 
 
-def init_state(rng, config, example_batch) -> GMMNState:
+def init_state(rng, config, example_batch, frozen=None) -> GMMNState:
+  """The generator, and for GMMN+AE the `frozen` autoencoder part that `prepare` loads (ae, code_shift,
+  code_scale, ae_name)."""
   m = config.model
   x = example_batch["image"]
-  extra = {}
-  out_shape = tuple(x.shape[1:])
-  if m.ae_workdir:
-    from genjax import models
-    ae_name, ae = load_autoencoder(m.ae_workdir, x.shape[1:])
-    family = models.get(ae_name)
-    shift, scale = _code_stats(family, ae, config)
-    out_shape = tuple(shift.shape)
-    extra = {"ae": ae, "code_shift": shift, "code_scale": scale, "ae_name": ae_name}
+  if m.ae_workdir and frozen is None:
+    raise ValueError("GMMN+AE (model.ae_workdir set) initializes through gmmn.prepare(config, train_images), "
+                     "which loads its frozen autoencoder")
+  out_shape = tuple(frozen["code_shift"].shape) if frozen else tuple(x.shape[1:])
   gen = Generator(out_shape, tuple(m.hidden), sigmoid=not m.ae_workdir)
   variables = gen.init(rng, jnp.zeros((1, m.noise_dim), x.dtype))
   return GMMNState(gen=TrainState.create(apply_fn=gen.apply, variables=variables, tx=make_tx(config.optim)),
-                   noise=m.noise, **extra)
+                   noise=m.noise, **(frozen or {}))
+
+
+def prepare(config, train_images_u8) -> Family:
+  """The family ready to initialize: for GMMN+AE, with the autoencoder of model.ae_workdir restored (no optimizer
+  state) and its code statistics from the first CODE_STATS_EXAMPLES training images bound into init_state; for a
+  pixel-space GMMN, the family as it is."""
+  if not config.model.ae_workdir:
+    return FAMILY._replace(prepare=None)
+  from genjax import models
+  ae_name, ae = load_autoencoder(config.model.ae_workdir, train_images_u8.shape[1:])
+  shift, scale = _code_stats(models.get(ae_name), ae, train_images_u8)
+  frozen = {"ae": ae, "code_shift": shift, "code_scale": scale, "ae_name": ae_name}
+  return FAMILY._replace(init_state=functools.partial(init_state, frozen=frozen), prepare=None)
 
 
 def noise_dim(state: GMMNState) -> int:
@@ -215,3 +227,7 @@ def sample(state: GMMNState, rng, n: int):
   if state.ae is None:
     return out
   return _ae_family(state).decode(state.ae, out * state.code_scale + state.code_shift)
+
+
+FAMILY = Family("gmmn", init_state, train_step, eval_step, validate, sample=sample, prepare=prepare,
+                blocks=("generator",))

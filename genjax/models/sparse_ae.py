@@ -13,7 +13,6 @@ import jax.numpy as jnp
 
 from genjax.errors import UserError
 from genjax.models import ae_dense
-from genjax.models.ae_dense import decode, encode, reconstruct  # noqa: F401  (this family's pictures and codes)
 from genjax.models.ae_dense import forward, psnr, reconstruction_terms
 from genjax.state import pmean, step_key
 
@@ -34,10 +33,6 @@ def validate(config) -> None:
   if s.sparsity == "kl" and config.model.activation != "sigmoid":
     raise UserError(f"step.sparsity='kl' needs codes in (0, 1): set model.activation=sigmoid "
                     f"(got '{config.model.activation}') or use step.sparsity=l1")
-
-
-def init_state(rng, config, example_batch):
-  return ae_dense.init_state(rng, config, example_batch)
 
 
 def l1_penalty(h_BxK):
@@ -96,3 +91,6 @@ def eval_step(state, batch, rng):
   per["l1"] = l1_penalty(h)
   per["active_frac"] = jnp.mean(h > ACTIVE_THRESHOLD, axis=-1)
   return per
+
+
+FAMILY = ae_dense.FAMILY._replace(name="sparse_ae", validate=validate, train_step=train_step, eval_step=eval_step)

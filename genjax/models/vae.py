@@ -8,7 +8,8 @@ import jax.numpy as jnp
 
 from genjax import losses
 from genjax.errors import UserError
-from genjax.models import nets
+from genjax.models import likelihood, nets
+from genjax.models.family import Family
 from genjax.optim import make_tx
 from genjax.state import TrainState, pmean, step_key
 
@@ -106,3 +107,8 @@ def reconstruct(state, x):
   """Bernoulli means decoded from the posterior mean."""
   mean, _ = encode(state, x)
   return jax.nn.sigmoid(state.apply_fn(state.variables, mean, method=VAE.decode))
+
+
+FAMILY = Family("vae", init_state, train_step, eval_step, validate, sample=sample, reconstruct=reconstruct,
+                encode=encode, decode=decode, likelihood_bounds=likelihood.family_bounds,
+                blocks=("generator", "likelihood"))

@@ -1,8 +1,8 @@
 """MLP VAE of Kingma & Welling (2013): x -> hidden -> (mean, log-variance) of q(z | x) -> hidden -> Bernoulli
 logits of p(x | z), with z = mean + sigma * eps and the KL to N(0, I) in closed form.
 
-The module also serves `cvae` (a one-hot label joins the encoder's and the decoder's input) and `iwae` (the same
-network trained on the importance-weighted bound); the helpers below work for any of this repo's Gaussian-latent,
+The families `cvae` (a one-hot label joins the encoder's and the decoder's input) and `iwae` (the same network
+trained on the importance-weighted bound) are derived from FAMILY here; the helpers below work for any of this repo's Gaussian-latent,
 Bernoulli-likelihood VAE states whose module has `encode(x, *cond) -> (mean, logvar)` and `decode(z, *cond) -> logits`.
 """
 
@@ -16,7 +16,8 @@ import jax.numpy as jnp
 
 from genjax import losses
 from genjax.errors import UserError
-from genjax.models import nets
+from genjax.models import likelihood, nets
+from genjax.models.family import Family
 from genjax.optim import make_tx
 from genjax.state import TrainState, pmean, step_key
 
@@ -152,3 +153,8 @@ def sample(state, rng, n: int):
 def reconstruct(state, x):
   """Bernoulli means decoded from the posterior mean."""
   return decode(state, encode(state, x)[0])
+
+
+FAMILY = Family("vae_dense", init_state, train_step, eval_step, validate, sample=sample, reconstruct=reconstruct,
+                encode=encode, decode=decode, likelihood_bounds=likelihood.family_bounds,
+                blocks=("generator", "likelihood"))

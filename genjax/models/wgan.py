@@ -8,19 +8,9 @@ optimizer is RMSProp at 5e-5 (optim.name = "rmsprop"). Not done here: the paper'
 
 from __future__ import annotations
 
-from genjax.models import gans
+import functools
 
-
-def validate(config) -> None:
-  gans.validate_common(config)
-
-
-def examples_per_step(config) -> int:
-  return gans.examples_per_step(config, "n_critic")
-
-
-def init_state(rng, config, example_batch) -> gans.AdversarialState:
-  return gans.init_mlp_state(rng, config, example_batch)
+from genjax.models import gan_mlp, gans
 
 
 def train_step(state: gans.AdversarialState, batch, rng, *, n_critic: int = 5, clip: float = 0.01, axis_name=None):
@@ -28,6 +18,5 @@ def train_step(state: gans.AdversarialState, batch, rng, *, n_critic: int = 5, c
   return gans.train_step(state, batch, rng, loss="wasserstein", d_steps=n_critic, clip=clip, axis_name=axis_name)
 
 
-eval_step = gans.eval_step_wasserstein
-generate = gans.generate
-sample = gans.sample
+FAMILY = gan_mlp.FAMILY._replace(name="wgan", train_step=train_step, eval_step=gans.eval_step_wasserstein,
+                                 examples_per_step=functools.partial(gans.examples_per_step, key="n_critic"))

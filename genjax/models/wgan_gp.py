@@ -9,21 +9,13 @@ gradient meaningless. MLP players; Adam(1e-4, b1=0.5, b2=0.9) and 5 critic updat
 from __future__ import annotations
 
 from genjax.errors import UserError
-from genjax.models import gans
+from genjax.models import gans, wgan
 
 
 def validate(config) -> None:
   gans.validate_common(config)
   if config.model.get("minibatch_std", False):
     raise UserError("wgan_gp's critic must score each example on its own: model.minibatch_std must be False")
-
-
-def examples_per_step(config) -> int:
-  return gans.examples_per_step(config, "n_critic")
-
-
-def init_state(rng, config, example_batch) -> gans.AdversarialState:
-  return gans.init_mlp_state(rng, config, example_batch)
 
 
 def train_step(state: gans.AdversarialState, batch, rng, *, n_critic: int = 5, gp_weight: float = 10.0,
@@ -33,6 +25,4 @@ def train_step(state: gans.AdversarialState, batch, rng, *, n_critic: int = 5, g
                          axis_name=axis_name)
 
 
-eval_step = gans.eval_step_wasserstein
-generate = gans.generate
-sample = gans.sample
+FAMILY = wgan.FAMILY._replace(name="wgan_gp", validate=validate, train_step=train_step)

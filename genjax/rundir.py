@@ -1,0 +1,247 @@
+"""A run's directories on disk: config.json, checkpoints, metrics.jsonl, pictures and timing, for one run or for
+each member of a population (workdir/members/<i>/, each a run of its own for evaluation and the leaderboard)."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import math
+import pathlib
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from genjax import checkpoint, pictures, population
+from genjax.errors import UserError
+
+# Keys of config.json that a resumed run must share with the run that wrote the checkpoints.
+MUST_MATCH = ("model", "data.name")
+
+
+class Diverged(UserError):
+  """A loss became NaN or Inf."""
+
+
+def _flat(d, prefix=""):
+  out = {}
+  for k, v in d.items():
+    out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+  return out
+
+
+def check_workdir(workdir: pathlib.Path, resolved: dict) -> None:
+  """A workdir that has checkpoints (its own, or its population members') only accepts a run of the same model on
+  the same data."""
+  path = workdir / "config.json"
+  if not path.exists():
+    path = workdir / "population.json"
+  if not path.exists() or not any(workdir.glob("checkpoints/[0-9]*")) and not any(
+      workdir.glob("members/*/checkpoints/[0-9]*")):
+    return
+  try:
+    old = _flat(json.loads(path.read_text())["config"])
+  except (ValueError, KeyError) as e:
+    raise UserError(f"{path} is unreadable; move the workdir aside or pick another WORKDIR") from e
+  new = _flat(json.loads(json.dumps(resolved)))  # compare as JSON sees them: tuples become lists
+  for key in sorted(set(old) | set(new)):
+    if key.startswith(MUST_MATCH) and old.get(key) != new.get(key):
+      raise UserError(f"{workdir} holds checkpoints trained with {key}={old.get(key)!r}, but this run has "
+                      f"{key}={new.get(key)!r}; use another WORKDIR")
+
+
+class Log:
+  """metrics.jsonl, TensorBoard scalars and the progress bar of one run directory."""
+
+  def __init__(self, workdir: pathlib.Path, start: int, total: int, batch_size: int, quiet: bool,
+               write: bool = True):
+    from tqdm import tqdm
+    self.path = workdir / "metrics.jsonl"
+    self.write = write  # False on processes other than 0: they check the metrics but write nothing
+    kept = []
+    if self.path.exists():  # a resumed run recomputes the steps after its checkpoint, bit for bit
+      kept = [line for line in self.path.read_text().splitlines() if line and json.loads(line)["step"] <= start]
+    if write:
+      self.path.write_text("".join(line + "\n" for line in kept))
+    self.records = [json.loads(line) for line in kept]
+    self.batch_size = batch_size
+    self.buffer: list[dict] = []
+    self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True, mininterval=1.0, disable=quiet)
+    self.tb = None
+    if write:
+      try:
+        from tensorboardX import SummaryWriter
+        self.tb = SummaryWriter(str(workdir), flush_secs=30)
+      except ImportError:
+        pass
+    self.t_last, self.step_last = None, start
+
+  def add(self, step: int, metrics: dict, log: bool) -> None:
+    """Takes the fetched metrics of a chunk ending at `step` ([K] arrays); writes a record when `log`."""
+    k = len(next(iter(metrics.values())))
+    for name, v in metrics.items():
+      bad = np.flatnonzero(~np.isfinite(v))
+      if bad.size:
+        raise Diverged(f"{name} became {v[bad[0]]} at step {step - k + bad[0] + 1}")
+    self.buffer.append(metrics)
+    self.bar.update(k)
+    if not log:
+      return
+    now = time.perf_counter()
+    record = {"step": step, **{n: float(np.mean(np.concatenate([m[n] for m in self.buffer])))
+                               for n in metrics}}
+    if self.t_last is not None:
+      record["images_per_sec"] = (step - self.step_last) * self.batch_size / (now - self.t_last)
+    self.t_last, self.step_last, self.buffer = now, step, []
+    if self.write:
+      with self.path.open("a") as f:
+        f.write(json.dumps(record) + "\n")
+    self.records.append(record)
+    if self.tb is not None:
+      for n, v in record.items():
+        if n != "step":
+          self.tb.add_scalar(n, v, step)
+    self.bar.set_postfix({n: f"{v:.3g}" for n, v in record.items() if n != "step"}, refresh=False)
+
+  def restart_clock(self, step: int) -> None:
+    self.t_last, self.step_last = time.perf_counter(), step
+
+  def close(self) -> None:
+    self.bar.close()
+    if self.tb is not None:
+      self.tb.close()
+
+
+@functools.cache
+def _jitted(fn):
+  return jax.jit(fn, static_argnums=tuple(i for i, p in enumerate(inspect.signature(fn).parameters) if p == "n"))
+
+
+class RunDir:
+  """The directories of one run (`workdir`) or of a population's P members, with their checkpoints and logs.
+
+  States pass in and out whole (stacked over members for a population); `members(state)` gives each member's
+  view, which is what each directory saves, restores and draws."""
+
+  def __init__(self, workdir, config, write: bool):
+    self.root = pathlib.Path(workdir)
+    self.config, self.write = config, write  # write: False on processes other than 0
+    self.size = population.size(config)
+    check_workdir(self.root, config.to_dict())
+    population.check_layout(self.root, self.size)
+    self.dirs = [self.root] if self.size == 1 else [self.root / "members" / str(i) for i in range(self.size)]
+    self.logs: list[Log] = []
+
+  @functools.cached_property
+  def ckpts(self) -> list[checkpoint.Checkpoints]:
+    """Opened on first use (Orbax creates the directories): a run that fails to build its state leaves none."""
+    return [checkpoint.Checkpoints(d / "checkpoints", self.config.train.max_to_keep) for d in self.dirs]
+
+  def members(self, state) -> list:
+    return [state] if self.size == 1 else [population.take(state, i) for i in range(self.size)]
+
+  def start_step(self) -> int:
+    """The newest step every member has: members save one after another, so a crash can leave them a save apart."""
+    return max(set.intersection(*(set(c.all_steps()) for c in self.ckpts)), default=0)
+
+  def restore(self, state, step: int, put):
+    """`state` (placed by `put`) restored from `step`, read into its shardings whatever device count wrote it."""
+    restored = [c.restore(s, step) for c, s in zip(self.ckpts, self.members(state))]
+    return restored[0] if self.size == 1 else put(population.stack(restored))
+
+  def write_configs(self, image_shape, train_examples: int, devices: int) -> None:
+    """config.json in each directory (a member's: the config that would train it alone), population.json above."""
+    if not self.write:
+      return
+    resolved, swept = self.config.to_dict(), population.sweep(self.config)
+    for i, d in enumerate(self.dirs):
+      d.mkdir(parents=True, exist_ok=True)
+      own = resolved if self.size == 1 else population.member_config(self.config, i, swept).to_dict()
+      (d / "config.json").write_text(json.dumps(
+          {"config": own, "image_shape": list(image_shape), "train_examples": train_examples,
+           "devices": devices, "processes": jax.process_count(),
+           **({} if self.size == 1 else {"member": i, "population": self.size})}, indent=2))
+    if self.size > 1:
+      (self.root / "population.json").write_text(json.dumps(
+          {"config": resolved, "population": self.size, "sweep": swept,
+           "members": [str(d.relative_to(self.root)) for d in self.dirs]}, indent=2))
+
+  def open_logs(self, start: int, quiet: bool) -> None:
+    t = self.config.train
+    self.logs = [Log(d, start, t.steps, t.batch_size, quiet or not self.write or i > 0, write=self.write)
+                 for i, d in enumerate(self.dirs)]
+
+  def log(self, step: int, metrics, log_now: bool) -> None:
+    """Metrics of a chunk ending at `step`: [K] arrays, or [K, P] for a population."""
+    for i, log in enumerate(self.logs):
+      try:
+        log.add(step, metrics if self.size == 1 else {name: v[:, i] for name, v in metrics.items()}, log_now)
+      except Diverged as e:
+        raise Diverged(f"members/{i}: {e}" if self.size > 1 else str(e)) from None
+
+  def restart_clocks(self, step: int) -> None:
+    for log in self.logs:
+      log.restart_clock(step)
+
+  def save_pictures(self, family, state, step: int, rng, n: int, x_test) -> None:
+    """Samples from a fixed key and reconstructions of fixed test images, as PNG. Every process computes them (a
+    program over global arrays runs on all processes); only a writing process saves them."""
+    for d, member in zip(self.dirs, self.members(state)):
+      if family.sample is not None:
+        x = np.asarray(_jitted(family.sample)(member, rng, n))
+        if self.write:
+          pictures.save_grid(d / "samples" / f"samples_{step:06d}.png", x)
+      if family.reconstruct is not None:
+        x_hat = np.asarray(_jitted(family.reconstruct)(member, x_test))
+        if self.write:
+          pictures.save_reconstructions(d / "samples" / f"reconstructions_{step:06d}.png", x_test, x_hat)
+
+  def save(self, step: int, state) -> None:
+    if not bool(_all_finite(state)):
+      raise Diverged(f"parameters became non-finite by step {step}")
+    for c, member in zip(self.ckpts, self.members(state)):
+      c.save(step, member)
+
+  def latest_step(self) -> int | None:
+    return self.ckpts[0].latest_step()
+
+  def close(self) -> None:
+    for c in self.__dict__.get("ckpts", []):
+      c.wait()
+      c.close()
+    for log in self.logs:
+      log.close()
+
+  def finish(self, result) -> None:
+    """The learning curves, and this run's time added to timing.json."""
+    if not self.write:
+      return
+    for d, log in zip(self.dirs, self.logs):
+      pictures.save_curves(d / "samples" / "curves.png", log.records,
+                           [n for n in log.records[-1] if n not in ("step",)] if log.records else [])
+      if result.steps > result.start_step:
+        record_timing(d, result, self.size)
+
+
+@jax.jit
+def _all_finite(tree):
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
+                            if jnp.issubdtype(x.dtype, jnp.floating)]))
+
+
+def record_timing(workdir: pathlib.Path, result, population_size: int = 1) -> None:
+  """Adds this run's wall time to workdir/timing.json (summed over resumes), for the leaderboard. A population's
+  members each record the whole population's time, and images/s per member."""
+  path = workdir / "timing.json"
+  old = json.loads(path.read_text()) if path.exists() else {}
+  if old.get("steps") != result.start_step:  # the times on file are of another history
+    old = {}
+  device = f"{jax.device_count()} x {jax.devices()[0].device_kind} ({jax.default_backend()})"
+  rate = None if math.isnan(result.images_per_sec) else round(result.images_per_sec, 1)
+  path.write_text(json.dumps({
+      "steps": result.steps, "train_s": round(old.get("train_s", 0.0) + result.train_s + result.compile_s, 1),
+      "compile_s": round(old.get("compile_s", 0.0) + result.compile_s, 1), "images_per_sec": rate,
+      "devices": sorted(set(old.get("devices", [])) | {device}),
+      **({"population": population_size} if population_size > 1 else {})}, indent=2) + "\n")
