@@ -30,15 +30,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from genjax import data, kernels
 from genjax.errors import UserError
-from genjax.models import nets
 
 SIZE = 299
 FEATURES = 2048
 BN_EPS = 1e-3  # torchvision's BasicConv2d
 PYTORCH_FID_SHA256_PREFIX = "6726825d"  # pt_inception-2015-12-05-6726825d.pth, named by torch hub's convention
 PROTOCOL = ("pytorch-fid's FID InceptionV3 architecture, pool3 2048-d features; uint8/255, "
-            "grey repeated to RGB, bilinear resize to 299x299 (align_corners=False, no antialiasing), scaled to [-1, 1]")
+            "grey repeated to RGB, bilinear resize to 299x299 (align_corners=False, no antialiasing), "
+            "scaled to [-1, 1]")
 
 
 # ------------------------------------------------------------------------------------------------- the architecture
@@ -139,9 +140,9 @@ def random_state_dict(seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def conv_impl() -> str:
-  """'patches' on CPU, where a conv as one matmul over its receptive fields ran 1.5x faster than XLA's conv
-  (2-core EPYC, batch 50: 3.7 -> 5.5 images/s); 'lax' (cuDNN) elsewhere."""
-  return "patches" if jax.default_backend() == "cpu" else "lax"
+  """'patches' where genjax's CPU kernels are enabled (`kernels.enabled()`: a conv as one matmul over its receptive
+  fields, `kernels.patches`; docs/kernels.md has its gain here), 'lax' (XLA's conv, cuDNN) elsewhere."""
+  return "patches" if kernels.enabled() else "lax"
 
 
 def _basic_conv(params, name, x, impl: str | None = None):
@@ -152,7 +153,7 @@ def _basic_conv(params, name, x, impl: str | None = None):
     y = jax.lax.conv_general_dilated(x, w, (stride, stride), ((ph, ph), (pw, pw)),
                                      dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=jax.lax.Precision.HIGHEST)
   else:
-    cols = nets.patches(x, (kh, kw), (stride, stride), ((ph, ph), (pw, pw)))
+    cols = kernels.patches(x, (kh, kw), (stride, stride), ((ph, ph), (pw, pw)))
     y = jnp.matmul(cols, w.reshape(kh * kw * cin, cout), precision=jax.lax.Precision.HIGHEST)
   return jax.nn.relu(y + b)
 
@@ -255,15 +256,7 @@ def features(params, images_u8: np.ndarray, batch: int = 50) -> np.ndarray:
   if images_u8.ndim != 4 or images_u8.shape[-1] not in (1, 3) or images_u8.dtype != np.uint8:
     raise UserError(f"Inception features need uint8 [N, H, W, 1 or 3] images, got {images_u8.dtype} "
                     f"{list(images_u8.shape)}")
-  batch = min(batch, len(images_u8))
-  out = []
-  for start in range(0, len(images_u8), batch):
-    chunk = images_u8[start:start + batch]
-    n = len(chunk)
-    if n < batch:
-      chunk = np.concatenate([chunk, np.zeros((batch - n,) + chunk.shape[1:], np.uint8)])
-    out.append(np.asarray(_apply(params, chunk))[:n])
-  return np.concatenate(out)
+  return data.batched(lambda x: _apply(params, x), images_u8, batch_size=min(batch, len(images_u8)), pad=True)
 
 
 # ------------------------------------------------------------------------------------------------- the weights file
@@ -281,7 +274,7 @@ def fold(state_dict: dict[str, np.ndarray]) -> dict:
       raise UserError(f"the Inception weights' {key} is {list(state_dict[key].shape)}, expected {list(shape)}")
   params = {}
   for name in CONVS:
-    get = lambda part: np.asarray(state_dict[f"{name}.{part}"], np.float64)  # noqa: E731
+    get = lambda part, name=name: np.asarray(state_dict[f"{name}.{part}"], np.float64)  # noqa: E731
     scale = get("bn.weight") / np.sqrt(get("bn.running_var") + BN_EPS)
     weight = get("conv.weight") * scale[:, None, None, None]
     bias = get("bn.bias") - get("bn.running_mean") * scale

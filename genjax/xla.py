@@ -1,16 +1,11 @@
 """Which XLA:CPU library kernels compile genjax's programs: the top-level config key `xla_cpu_ynn`.
 
-XLA:CPU hands dots, convolutions and reductions to YNNPACK by default (jaxlib 0.10). Its convolution kernels ran
-genjax's conv models far slower than XLA's Eigen convolutions: on the 2-core AMD EPYC at batch 128, the training
-step of the conv AE went from 2,048 to 3,305 images/s with YNNPACK's convolutions off, the conv VAE from 2,061 to
-3,359 and the DCGAN from 558 to 708. Dense models were unchanged by that, within noise, except two small ones that
-run faster with YNNPACK off altogether: in an interleaved run at batch 128, 16 steps per dispatch, ae_dense 261k ->
-283k images/s (+8%) and ae_linear 382k -> 442k (+16%), while the other dense models and the MLP GANs ran 6-16%
-slower that way. (dae was a third until its step lost the threefry loop and its extra metrics; it now runs 2-4%
-faster with `dots`.) So:
+XLA:CPU hands dots, convolutions and reductions to YNNPACK by default (jaxlib 0.10). genjax's conv models run
+faster with XLA's Eigen convolutions, and two small dense models (ae_dense, ae_linear) and the DCGAN faster with no
+YNNPACK at all; docs/kernels.md has the measurements. So:
 
 - `dots` (the default): YNNPACK for dots and reductions, Eigen for convolutions;
-- `none`: no YNNPACK (the experiments of ae_dense, ae_linear and gan set this; gan: 5% faster);
+- `none`: no YNNPACK (the experiments of ae_dense, ae_linear and gan set this);
 - `all`: XLA's own default.
 
 The choice is a per-program compiler option (`jax.jit(..., compiler_options=...)`), not a process-wide XLA_FLAGS
@@ -19,12 +14,10 @@ It applies on the CPU backend only. A `--xla_cpu_experimental_ynn_fusion_type` i
 jaxlib that does not know the option compiles with its defaults.
 
 Host memory (`host_malloc`): XLA:CPU allocates each run's temporary buffer anew, one block for all of a program's
-intermediates (58 MB for the DCGAN step at batch 128, 225 MB at 512). glibc serves a block over 32 MB with a fresh
-mmap, whose 4 KiB pages then fault in one by one on first touch, every step. `GLIBC_TUNABLES=glibc.malloc.hugetlb=1`
-(glibc 2.35+, read when the process starts; the Makefile exports it) has malloc ask for transparent huge pages, 512x
-fewer faults. Measured on the 2-core EPYC, images/s of the training step without -> with it: gan at batch 128
-767 -> 880, gan at 512 749 -> 842, ae at 512 2,771 -> 3,399, vae at 256 2,842 -> 3,542; models whose temporary
-buffer stays under 32 MB (ae and vae at 128, the dense models) are unchanged.
+intermediates. glibc serves a block over 32 MB with a fresh mmap, whose 4 KiB pages then fault in one by one on
+first touch, every step. `GLIBC_TUNABLES=glibc.malloc.hugetlb=1` (glibc 2.35+, read when the process starts; the
+Makefile exports it) has malloc ask for transparent huge pages, 512x fewer faults; it speeds up the steps whose
+temporary buffer is over 32 MB (docs/kernels.md: which, and by how much) and leaves the others unchanged.
 """
 
 from __future__ import annotations

@@ -1,8 +1,23 @@
 """The model registry: name -> `Family` (genjax.models.family), the one object the loop and evaluation call."""
 
 from genjax.errors import UserError
-from genjax.models import ae, ae_dense, ae_linear, cgan, cvae, dae, gan, gan_mlp, gmmn, iwae, sparse_ae, vae
-from genjax.models import vae_dense, wgan, wgan_gp
+from genjax.models import (
+  ae,
+  ae_dense,
+  ae_linear,
+  cgan,
+  cvae,
+  dae,
+  gan,
+  gan_mlp,
+  gmmn,
+  iwae,
+  sparse_ae,
+  vae,
+  vae_dense,
+  wgan,
+  wgan_gp,
+)
 from genjax.models.family import BLOCKS, Family
 
 MODELS: dict[str, Family] = {

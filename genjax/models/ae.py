@@ -3,15 +3,14 @@ before the code layer (`model.dropout`)."""
 
 from __future__ import annotations
 
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from genjax.errors import UserError
 from genjax.models import nets
-from genjax.models.family import Family
 from genjax.models.ae_dense import RECONSTRUCTION_LOSSES, psnr, reconstruction_terms
+from genjax.models.family import Family
 from genjax.optim import make_tx
 from genjax.state import TrainState, pmean, step_key
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from genjax import losses, rng as fast_rng
+from genjax import losses
+from genjax import rng as fast_rng
 from genjax.errors import UserError
 from genjax.models import ae_dense
 from genjax.models.ae_dense import forward, psnr, reconstruct, reconstruction_terms

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 BLOCKS = ("generator", "conditional", "likelihood", "reconstruction")
 # What each evaluation block calls on a family; the contract test checks that a family declaring a block has them.

@@ -25,7 +25,8 @@ class Generator(nn.Module):
     h_out, w_out, c = self.shape
     s = 2 ** len(self.features)
     # axis_name: under shard_map/pmap, batch statistics of the global batch, as one device would compute them.
-    bn = lambda: nets.BatchNorm(use_running_average=not train, momentum=0.9, axis_name=axis_name)
+    def bn():
+      return nets.BatchNorm(use_running_average=not train, momentum=0.9, axis_name=axis_name)
     # No bias before BatchNorm: BN cancels it, and Adam would turn its zero gradient's rounding noise into steps.
     h = nets.Dense((h_out // s) * (w_out // s) * self.features[0], use_bias=False, name="project")(z_BxD)
     h = nn.relu(bn()(h)).reshape(z_BxD.shape[0], h_out // s, w_out // s, self.features[0])

@@ -2,8 +2,9 @@
 logits of p(x | z), with z = mean + sigma * eps and the KL to N(0, I) in closed form.
 
 The families `cvae` (a one-hot label joins the encoder's and the decoder's input) and `iwae` (the same network
-trained on the importance-weighted bound) are derived from FAMILY here; the helpers below work for any of this repo's Gaussian-latent,
-Bernoulli-likelihood VAE states whose module has `encode(x, *cond) -> (mean, logvar)` and `decode(z, *cond) -> logits`.
+trained on the importance-weighted bound) are derived from FAMILY here; the helpers below work for any of this
+repo's Gaussian-latent, Bernoulli-likelihood VAE states whose module has `encode(x, *cond) -> (mean, logvar)` and
+`decode(z, *cond) -> logits`.
 """
 
 from __future__ import annotations
