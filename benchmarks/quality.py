@@ -9,10 +9,10 @@ steps: train to s, evaluate the checkpoint at s, raise `train.steps` and train a
 checkpoint), until the metric reaches its target or `--max-steps` is spent. The metrics are those of `make eval`
 on fewer examples, so each evaluation takes seconds:
 
-- gan: FID in the feature space of the project's MNIST classifier (`genjax.evaluate.feature_network`), of
+- gan: FID in the feature space of the project's MNIST classifier (`genjax.eval.generator.feature_network`), of
   `fid_samples` samples against the first `fid_reference` test images;
-- vae: the negative ELBO in nats (`genjax.evaluate.likelihood_metrics`) of the first `elbo_examples` binarized test
-  images, averaged over `elbo_k` draws of z each.
+- vae: the negative ELBO in nats (`genjax.eval.likelihood.likelihood_metrics`) of the first `elbo_examples`
+  binarized test images, averaged over `elbo_k` draws of z each.
 
 time_to_target_s sums each segment's training loop (`train.Result.train_s + compile_s`): evaluation, and the setup
 around the loop (loading data, restoring the checkpoint), are reported apart and not counted. Every segment compiles
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import math
 import os
 import pathlib
@@ -38,10 +37,12 @@ import jax
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from genjax import classifier, data, evaluate, metrics, train  # noqa: E402
+from suite import device_slug, where  # noqa: E402 -- benchmarks/suite.py
+
+from genjax import classifier, data, metrics, train  # noqa: E402
 from genjax import config as cfg  # noqa: E402
 from genjax.errors import UserError  # noqa: E402
-from suite import device_slug, where  # noqa: E402 -- benchmarks/suite.py
+from genjax.eval import generator, likelihood, provenance, restore  # noqa: E402
 
 METRICS = {"gan": "fid", "vae": "neg_elbo"}  # lower is better for both
 TARGETS = {"gan": 100.0, "vae": 110.0}
@@ -53,11 +54,11 @@ QUICK_SETTINGS = {"fid_samples": 500, "fid_reference": 2000, "elbo_examples": 20
 
 def fid_scorer(dataset: str, settings: dict):
   """(run -> classifier FID, protocol); the reference features are computed here, once per model."""
-  state, card = evaluate.feature_network(dataset)  # trains the classifier on first use (minutes)
+  state, card = generator.feature_network(dataset)  # trains the classifier on first use (minutes)
   real = classifier.features(state, data.load(dataset, "test").images[:settings["fid_reference"]])
 
   def score(run) -> dict:
-    fake = classifier.features(state, evaluate.draw_samples(run, settings["fid_samples"], settings["seed"]))
+    fake = classifier.features(state, generator.draw_samples(run, settings["fid_samples"], settings["seed"]))
     return {"fid": metrics.fid(real, fake)}
 
   return score, {"fid": f"{settings['fid_samples']} samples against the first {len(real)} {dataset} test images",
@@ -68,11 +69,11 @@ def neg_elbo_scorer(dataset: str, settings: dict):
   """(run -> test negative ELBO and the k-sample bound, protocol)."""
 
   def score(run) -> dict:
-    return evaluate.likelihood_metrics(run, settings["seed"], settings["elbo_k"], settings["elbo_examples"])
+    return likelihood.likelihood_metrics(run, settings["seed"], settings["elbo_k"], settings["elbo_examples"])
 
   return score, {"neg_elbo": f"first {settings['elbo_examples']} {dataset} test images, {settings['elbo_k']} "
                  f"draws of z each; nll is the k={settings['elbo_k']} importance-weighted bound (loose at this k)",
-                 "binarization": evaluate.BINARIZATION}
+                 "binarization": likelihood.BINARIZATION}
 
 
 SCORERS = {"fid": fid_scorer, "neg_elbo": neg_elbo_scorer}
@@ -106,7 +107,7 @@ def measure(model: str, target: float, *, every: int, max_steps: int, workdir, s
     call_s += time.perf_counter() - t0
     loop_s += r.train_s + r.compile_s
     t0 = time.perf_counter()
-    values = score(evaluate.load_run(workdir))
+    values = score(restore.load_run(workdir))
     evaluations.append({"step": r.steps, name: values[name], **{k: v for k, v in values.items() if k != name},
                         "train_s": round(r.train_s, 2), "compile_s": round(r.compile_s, 2),
                         "cumulative_s": round(loop_s, 2), "eval_s": round(time.perf_counter() - t0, 2),
@@ -133,7 +134,7 @@ def measure(model: str, target: float, *, every: int, max_steps: int, workdir, s
 def run(models, targets: dict, *, every: int, max_steps: dict, workdir, settings: dict, configs=None,
         log=print) -> dict:
   """The header (device, versions, settings) and one `measure` record per model."""
-  env = evaluate.environment()
+  env = provenance.environment()
   device = jax.devices()[0]
   header = {"date": datetime.date.today().isoformat(), "device": env["device"], "device_kind": device.device_kind,
             "platform": jax.default_backend(), "cpu": env["cpu"], "versions": env["versions"], "malloc": env["malloc"],
@@ -188,7 +189,7 @@ def write(result: dict, out_dir) -> pathlib.Path:
   out = pathlib.Path(out_dir)
   out.mkdir(parents=True, exist_ok=True)
   stem = f"{device_slug(result)}-{result['date']}-quality{'-quick' if result.get('quick') else ''}"
-  (out / f"{stem}.json").write_text(json.dumps(result, indent=1, default=float) + "\n")
+  provenance.write_json(out / f"{stem}.json", result, indent=1)
   (out / f"{stem}.md").write_text(summary(result))
   return out / f"{stem}.json"
 

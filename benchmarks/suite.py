@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import functools
-import json
 import pathlib
 import re
 import statistics
@@ -45,10 +44,11 @@ import numpy as np
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from timing import timed  # noqa: E402 -- benchmarks/timing.py
+
 from genjax import config as cfg  # noqa: E402
 from genjax import parallel, population, xla  # noqa: E402
-from genjax.evaluate import cpu_name, environment  # noqa: E402
-from timing import timed  # noqa: E402 -- benchmarks/timing.py
+from genjax.eval.provenance import cpu_name, environment, write_json, write_text  # noqa: E402
 from genjax.models import MODELS  # noqa: E402
 from genjax.state import compute_in  # noqa: E402
 from genjax.train import DEFAULT_STEPS_PER_DISPATCH, make_chunk  # noqa: E402
@@ -175,7 +175,8 @@ def scaleout(models, batch: int, strategies, populations, min_seconds: float, lo
   for name in models:
     m = JaxModel(name, batch)
     mode = dispatch_mode()
-    base = {"model": name, "batch": batch, "mode": mode, "dtype": "float32", "device_kind": jax.devices()[0].device_kind}
+    base = {"model": name, "batch": batch, "mode": mode, "dtype": "float32",
+            "device_kind": jax.devices()[0].device_kind}
     # parallel=none is also the population of one: the same program, measured once.
     none = m.measure(mode, min_seconds)
     for strategy in ["none", *strategies]:
@@ -343,8 +344,8 @@ def summary(result: dict) -> str:
           if r["model"] == model and r["batch"] == batch and r["dtype"] == "float32"}
     g = [r for (fw, _), r in rs.items() if fw == "genjax"]
     best = max(g, key=lambda r: r["images_per_sec"]) if g else None
-    cell = lambda key: f"{rs[key]['images_per_sec']:.0f}" if key in rs else "—"  # noqa: E731
-    ratio = lambda mode: (f"{best['images_per_sec'] / rs[('pytorch', mode)]['images_per_sec']:.2f}"  # noqa: E731
+    cell = lambda key, rs=rs: f"{rs[key]['images_per_sec']:.0f}" if key in rs else "—"  # noqa: E731
+    ratio = lambda mode, rs=rs, best=best: (f"{best['images_per_sec'] / rs[('pytorch', mode)]['images_per_sec']:.2f}"  # noqa: E731
                           if best and ("pytorch", mode) in rs else "—")
     f = best.get("flops_per_image") if best else None
     lines.append(f"| {model} | {batch} | {cell(('genjax', 'step'))} | {cell(('genjax', 'scan16'))} | "
@@ -375,18 +376,21 @@ def summary(result: dict) -> str:
   if bf16:
     lines += ["", f"## bfloat16 compute (parameters and optimizer state float32); bfloat16 matmul peak "
               f"{result.get('peak_bfloat16_gflops', float('nan')):.0f} GFLOP/s", "",
-              "| model | batch | mode | float32 images/s | bfloat16 images/s | bf16 / f32 |", "|---|---|---|---|---|---|"]
+              "| model | batch | mode | float32 images/s | bfloat16 images/s | bf16 / f32 |",
+              "|---|---|---|---|---|---|"]
     for r in bf16:
       f32 = next((q for q in result["records"] if q["framework"] == "genjax" and q["dtype"] == "float32" and
                   (q["model"], q["batch"], q["mode"]) == (r["model"], r["batch"], r["mode"])), None)
-      lines.append(f"| {r['model']} | {r['batch']} | {r['mode']} | {f32['images_per_sec'] if f32 else float('nan'):.0f} "
+      lines.append(f"| {r['model']} | {r['batch']} | {r['mode']} | "
+                   f"{f32['images_per_sec'] if f32 else float('nan'):.0f} "
                    f"| {r['images_per_sec']:.0f} | "
                    f"{r['images_per_sec'] / f32['images_per_sec'] if f32 else float('nan'):.2f} |")
   scale = result.get("scaleout", [])
   strategies = [r for r in scale if r["section"] == "strategy"]
   if strategies:
     lines += ["", "## Data-parallel strategies (float32, the dispatch mode make train uses)", "",
-              "| model | batch | mode | strategy | devices | images/s | vs none | compile s |", "|---|---|---|---|---|---|---|---|"]
+              "| model | batch | mode | strategy | devices | images/s | vs none | compile s |",
+              "|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['model']} | {r['batch']} | {r['mode']} | {r['strategy']} | {r['devices']} | "
               f"{r['images_per_sec']:.0f} | {r['vs_none']:.2f} | {r['compile_s']:.1f} |" for r in strategies]
   pops = [r for r in scale if r["section"] == "population"]
@@ -453,10 +457,8 @@ def main(argv=None) -> int:
   def save(result: dict, complete: bool) -> None:
     """Writes the JSON and markdown, each through a temporary file, so a stopped run leaves whole files."""
     result.update(quick=a.quick, complete=complete, wall_s=round(time.perf_counter() - t0, 1))
-    for suffix, text in ((".json", json.dumps(result, indent=1) + "\n"), (".md", summary(result))):
-      tmp = out / f"{stem}{suffix}.tmp"
-      tmp.write_text(text)
-      tmp.replace(out / f"{stem}{suffix}")
+    write_json(out / f"{stem}.json", result, indent=1)
+    write_text(out / f"{stem}.md", summary(result))
 
   result = run(models, batches, a.modes.split(","), torch_modes, seconds, dtypes=dtypes, rounds=a.rounds,
                progress=lambda partial: save(partial, complete=False))

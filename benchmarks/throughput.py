@@ -59,8 +59,8 @@ def main():
   p.add_argument("--out", default="")
   a = p.parse_args()
   device = jax.devices()[0]
-  header = {"device": device.device_kind, "platform": device.platform, "cpu": platform.processor() or platform.machine(),
-            "jax": jax.__version__}
+  header = {"device": device.device_kind, "platform": device.platform,
+            "cpu": platform.processor() or platform.machine(), "jax": jax.__version__}
   print(json.dumps(header))
   records = []
   for name in a.models.split(","):
@@ -68,8 +68,8 @@ def main():
       for k in map(int, a.k.split(",")):
         r = measure(name, a.batch, k, up)
         records.append(r)
-        print(f"{name:5s} upsample={up:9s} K={k:<3d} {r['images_per_sec']:8.0f} images/s  (compile {r['compile_s']:.1f} s)",
-              flush=True)
+        print(f"{name:5s} upsample={up:9s} K={k:<3d} {r['images_per_sec']:8.0f} images/s  "
+              f"(compile {r['compile_s']:.1f} s)", flush=True)
   if a.out:
     with open(a.out, "w") as f:
       json.dump({**header, "records": records}, f, indent=2)

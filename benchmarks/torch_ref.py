@@ -16,9 +16,8 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from timing import timed  # benchmarks/timing.py
+from torch import nn
 
 POOL = 4096
 
@@ -195,7 +194,7 @@ class _MLPDiscriminator(nn.Module):
 
   def forward(self, x, y1h, y):
     h = x.flatten(1)
-    for i, layer in enumerate(self.layers[:2]):
+    for layer in self.layers[:2]:
       h = F.leaky_relu(layer(torch.cat([h, y1h], 1) if self.cond else h), 0.2)
     out = self.layers[2](torch.cat([h, y1h], 1) if self.cond else h)[:, 0]
     return out + (self.embed(y) * h).sum(1) if self.cond else out

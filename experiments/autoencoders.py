@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from genjax import data, models, pictures
-from genjax.lab import Lab, auroc, batched, experiment, plt, psnr, test_images
+from genjax.lab import Lab, auroc, batched, experiment, plt, pooled_psnr, test_images
 
 
 @experiment
@@ -30,10 +30,10 @@ def denoising(lab: Lab) -> dict:
   for tag, (noise, level) in settings.items():
     state = lab.fit("dae", tag, steps=3000, quick_steps=200, **{"step.noise": noise, "step.noise_level": level})
     noisy = np.asarray(dae.corrupt(jnp.asarray(x), jax.random.PRNGKey(1), noise, level))
-    denoised = batched(lambda v: dae.reconstruct(state, v), noisy)
-    out[tag] = {"noise": noise, "level": level, "psnr_noisy": psnr(np.clip(noisy, 0, 1), x),
-                "psnr_denoised": psnr(denoised, x), "psnr_clean_reconstruction":
-                psnr(batched(lambda v: dae.reconstruct(state, v), x), x)}
+    denoised = batched(lambda v, state=state: dae.reconstruct(state, v), noisy)
+    out[tag] = {"noise": noise, "level": level, "psnr_noisy": pooled_psnr(np.clip(noisy, 0, 1), x),
+                "psnr_denoised": pooled_psnr(denoised, x), "psnr_clean_reconstruction":
+                pooled_psnr(batched(lambda v, state=state: dae.reconstruct(state, v), x), x)}
     rows += [np.clip(noisy[:12], 0, 1), x[:12], denoised[:12]]
   pictures.save_grid(lab.figure("denoising"), np.concatenate(rows), ncol=12)
   return {"settings": out, "test_images": len(x), "figures": ["denoising.png"],
@@ -63,14 +63,14 @@ def sparsity(lab: Lab) -> dict:
     family = models.get(model)
     state = lab.fit(model, tag, steps=3000, quick_steps=200, **overrides)
     h = _codes(family, state, x)
+    x_hat = batched(lambda v, f=family, s=state: f.reconstruct(s, v), x)
     codes[tag] = h
     active = np.abs(h) > 0.1  # a sigmoid unit counts as active above 0.1
     results[tag] = {"model": model, "code_dim": int(h.shape[1]),
                     "fraction_active": float(active.mean()),
                     "mean_abs_activation": float(np.abs(h).mean()),
                     "units_never_active": int((~active.any(0)).sum()),
-                    "reconstruction_mse": float(np.mean((batched(lambda v: family.reconstruct(state, v), x) - x)
-                                                        ** 2))}
+                    "reconstruction_mse": float(np.mean((x_hat - x) ** 2))}
   pyplot = plt()
   fig, axes = pyplot.subplots(1, len(codes), figsize=(4.5 * len(codes), 3.2))
   for ax, (tag, h) in zip(axes, codes.items()):

@@ -11,8 +11,8 @@ import numpy as np
 from jax.scipy.stats import norm
 
 from genjax import data, models, pictures
-from genjax.models import gans
 from genjax.lab import Lab, batched, experiment, plt, test_images
+from genjax.models import gans
 
 
 @experiment

@@ -8,7 +8,6 @@ pipeline, checkpoints and logs as the generative models. `load(dataset)` returns
 from __future__ import annotations
 
 import functools
-import json
 import pathlib
 
 import flax.linen as nn
@@ -20,6 +19,7 @@ import numpy as np
 from genjax import checkpoint, data
 from genjax import config as cfg
 from genjax.errors import UserError
+from genjax.eval import provenance
 from genjax.models import nets
 from genjax.models.family import Family
 from genjax.optim import make_tx
@@ -218,7 +218,7 @@ def load(dataset: str = "mnist", *, train_if_missing: bool = True, quiet: bool =
   ckpts.close()
   report = directory / "accuracy.json"
   if not report.exists():
-    report.write_text(json.dumps({"dataset": dataset, "test_accuracy": accuracy(state, dataset)}, indent=2))
+    provenance.write_json(report, {"dataset": dataset, "test_accuracy": accuracy(state, dataset)})
   return state
 
 

@@ -1,4 +1,5 @@
-"""Datasets as uint8 arrays: MNIST and Fashion-MNIST from registry mirrors, any TFDS image dataset, and batch order."""
+"""Datasets as uint8 arrays: MNIST and Fashion-MNIST from registry mirrors, any TFDS image dataset, batch order, and
+`batched`: a jitted function applied to arrays in chunks on the host."""
 
 from __future__ import annotations
 
@@ -106,7 +107,8 @@ def _read_idx(data: bytes) -> np.ndarray:
 def _fetch_fashion_mnist() -> dict[str, Dataset]:
   """Full Fashion-MNIST from Debian's dataset-fashion-mnist (apt-get download, then dpkg -x; no root)."""
   if not reachable("deb.debian.org", 80):
-    raise _offline_error("fashion_mnist", "deb.debian.org", "connect once, or copy fashion_mnist.npz from another cache")
+    raise _offline_error("fashion_mnist", "deb.debian.org",
+                         "connect once, or copy fashion_mnist.npz from another cache")
   with tempfile.TemporaryDirectory() as tmp:
     apt = ["apt-get", "-q", "-o", "Acquire::Retries=1", "-o", "Acquire::http::Timeout=15"]
     proc = subprocess.run(apt + ["download", FASHION_DEB], cwd=tmp, capture_output=True, text=True)
@@ -224,3 +226,28 @@ def batch_indices(seed: int, step: int, num_steps: int, batch_size: int, n: int)
     epoch, j = divmod(t, per_epoch)
     out[i] = _epoch_order(seed, epoch, n)[j * batch_size:(j + 1) * batch_size]
   return out
+
+
+def batches(fn, *arrays, batch_size: int, key=None, pad: bool = False):
+  """Yields `fn(*chunks)` as host (trees of) numpy arrays for the chunks [start, start + batch_size) of `arrays`
+  along axis 0, in order. With `key`, the i-th call gets `jax.random.fold_in(key, i)` as its last argument; with
+  `pad`, a short last chunk is padded with zeros to `batch_size` (one compiled shape) and its outputs cut back."""
+  import jax
+  n = len(arrays[0])
+  for i, start in enumerate(range(0, n, batch_size)):
+    chunks = [a[start:start + batch_size] for a in arrays]
+    m = len(chunks[0])
+    padded = pad and m < batch_size
+    if padded:
+      chunks = [np.concatenate([c, np.zeros((batch_size - m, *c.shape[1:]), c.dtype)]) for c in chunks]
+    if key is not None:
+      chunks.append(jax.random.fold_in(key, i))
+    out = jax.tree.map(np.asarray, fn(*chunks))
+    yield jax.tree.map(lambda y, m=m: y[:m], out) if padded else out
+
+
+def batched(fn, *arrays, batch_size: int, key=None, pad: bool = False):
+  """`batches(fn, *arrays, ...)` concatenated along axis 0: fn (jitted by the caller) over arrays too large for one
+  call, e.g. `batched(jax.jit(f), images, batch_size=1000)`."""
+  import jax
+  return jax.tree.map(lambda *xs: np.concatenate(xs), *batches(fn, *arrays, batch_size=batch_size, key=key, pad=pad))

@@ -18,8 +18,8 @@ def bernoulli_nll(logits, x):
   Flattened before the elementwise work: on [B, 28, 28, 1], whose innermost axis has one element, XLA:CPU ran the
   softplus fusion several times slower. Measured A/B at batch 128, 16 steps per dispatch: ae_dense (which logs
   this as a metric) 2.2x faster, dae 1.4x, iwae 1.4x, sparse_ae 1.1x; the others unchanged."""
-  l, x = logits.reshape(logits.shape[0], -1), x.reshape(x.shape[0], -1)
-  return jnp.sum(jax.nn.softplus(l) - x * l, axis=-1)
+  lg, x = logits.reshape(logits.shape[0], -1), x.reshape(x.shape[0], -1)
+  return jnp.sum(jax.nn.softplus(lg) - x * lg, axis=-1)
 
 
 def squared_error(x_hat, x):

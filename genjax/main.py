@@ -1,4 +1,4 @@
-"""Command line: parses flags and overrides, then hands off to `genjax.train`, `genjax.evaluate` or `genjax.lab`."""
+"""Command line: parses flags and overrides, then hands off to `genjax.train`, `genjax.eval` or `genjax.lab`."""
 
 from __future__ import annotations
 
@@ -71,31 +71,33 @@ def run_classifier(args, rest) -> int:
 
 
 def run_eval(args, rest) -> int:
-  from genjax import evaluate
   from genjax.errors import UserError
+  from genjax.eval import leaderboard
+  from genjax.eval import run as evaluation
   if rest:
     raise UserError(f"unrecognized arguments {rest}")
   if args.command == "leaderboard":
-    evaluate.leaderboard(args.root, num_samples=args.num_samples, seed=args.seed, nll_k=args.nll_k,
-                         nll_examples=args.nll_examples, num_reference=args.num_reference,
-                         inception_weights=args.inception or None, quiet=args.quiet)
+    leaderboard.leaderboard(args.root, num_samples=args.num_samples, seed=args.seed, nll_k=args.nll_k,
+                            nll_examples=args.nll_examples, num_reference=args.num_reference,
+                            inception_weights=args.inception or None, quiet=args.quiet)
     print(f"genjax: leaderboard written to {pathlib.Path(args.root) / 'leaderboard.md'}")
     return 0
   if args.samples:
     if not args.dataset:
       raise UserError("eval of a samples file needs the dataset to compare with: make eval SAMPLES=... DATASET=mnist")
-    result = evaluate.evaluate_samples(args.samples, args.dataset, args.out or None, seed=args.seed,
-                                       num_reference=args.num_reference, inception_weights=args.inception or None)
+    result = evaluation.evaluate_samples(args.samples, args.dataset, args.out or None, seed=args.seed,
+                                         num_reference=args.num_reference, inception_weights=args.inception or None)
     inception_fid = f", Inception FID {result['inception_fid']:.2f}" if "inception_fid" in result else ""
     print(f"genjax: {args.samples}: FID {result['fid']:.2f}{inception_fid}, {result['classes_covered']} classes "
           f"covered")
     return 0
   if not args.workdir:
     raise UserError("eval needs a run: make eval WORKDIR=runs/<model>, or SAMPLES=file.npz DATASET=<name>")
-  result = evaluate.evaluate_run(args.workdir, num_samples=args.num_samples, seed=args.seed, nll_k=args.nll_k,
-                                 nll_examples=args.nll_examples, num_reference=args.num_reference,
-                                 inception_weights=args.inception or None)
-  shown = {k: result[k] for k in ("fid", "inception_fid", "classes_covered", "neg_elbo", "nll", "mse", "psnr") if k in result}
+  result = evaluation.evaluate_run(args.workdir, num_samples=args.num_samples, seed=args.seed, nll_k=args.nll_k,
+                                   nll_examples=args.nll_examples, num_reference=args.num_reference,
+                                   inception_weights=args.inception or None)
+  keys = ("fid", "inception_fid", "classes_covered", "neg_elbo", "nll", "mse", "psnr")
+  shown = {k: result[k] for k in keys if k in result}
   what = f"a population of {result['population']} " if "population" in result else ""
   print(f"genjax: evaluated {what}{result['model']} at step {result['step']}: "
         + ", ".join(f"{k} {v['mean']:.4g} ± {v['std']:.2g}" if isinstance(v, dict) else f"{k} {v:.4g}"

@@ -6,7 +6,7 @@ zero exactly when P = Q. The kernel here is k(x, y) = sum_s exp(-||x - y||^2 / (
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax.numpy as jnp
 

@@ -1,4 +1,5 @@
-"""PNG pictures: image grids, input-over-output reconstructions and loss curves."""
+"""PNG pictures: image grids, input-over-output reconstructions, samples beside their nearest training images and
+loss curves."""
 
 from __future__ import annotations
 
@@ -61,3 +62,18 @@ def save_curves(path, records: list[dict], keys: list[str]) -> None:
   pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
   fig.savefig(path, dpi=100)
   plt.close(fig)
+
+
+def save_neighbours(path, samples_u8, train_u8, rows: int = 10, neighbours: int = 5) -> None:
+  """Each row: a generated sample, then its `neighbours` nearest training images in pixel L2 (memorization shows as
+  near-copies)."""
+  fake = samples_u8[:rows].reshape(rows, -1).astype(np.float32)
+  real = train_u8.reshape(len(train_u8), -1).astype(np.float32)
+  nearest = []
+  for f in fake:
+    d = np.sum(real * real, axis=1) - 2.0 * real @ f
+    nearest.append(np.argsort(d)[:neighbours])
+  tiles = []
+  for i in range(rows):
+    tiles += [samples_u8[i]] + [train_u8[j] for j in nearest[i]]
+  save_grid(path, np.stack(tiles).astype(np.float32) / 255.0, ncol=neighbours + 1)

@@ -16,6 +16,7 @@ import numpy as np
 
 from genjax import checkpoint, pictures, population
 from genjax.errors import UserError
+from genjax.eval import provenance
 
 # Keys of config.json that a resumed run must share with the run that wrote the checkpoints.
 MUST_MATCH = ("model", "data.name")
@@ -159,14 +160,14 @@ class RunDir:
     for i, d in enumerate(self.dirs):
       d.mkdir(parents=True, exist_ok=True)
       own = resolved if self.size == 1 else population.member_config(self.config, i, swept).to_dict()
-      (d / "config.json").write_text(json.dumps(
+      provenance.write_json(d / "config.json",
           {"config": own, "image_shape": list(image_shape), "train_examples": train_examples,
            "devices": devices, "processes": jax.process_count(),
-           **({} if self.size == 1 else {"member": i, "population": self.size})}, indent=2))
+           **({} if self.size == 1 else {"member": i, "population": self.size})})
     if self.size > 1:
-      (self.root / "population.json").write_text(json.dumps(
+      provenance.write_json(self.root / "population.json",
           {"config": resolved, "population": self.size, "sweep": swept,
-           "members": [str(d.relative_to(self.root)) for d in self.dirs]}, indent=2))
+           "members": [str(d.relative_to(self.root)) for d in self.dirs]})
 
   def open_logs(self, start: int, quiet: bool) -> None:
     t = self.config.train
@@ -238,10 +239,10 @@ def record_timing(workdir: pathlib.Path, result, population_size: int = 1) -> No
   old = json.loads(path.read_text()) if path.exists() else {}
   if old.get("steps") != result.start_step:  # the times on file are of another history
     old = {}
-  device = f"{jax.device_count()} x {jax.devices()[0].device_kind} ({jax.default_backend()})"
+  device = provenance.device_name()
   rate = None if math.isnan(result.images_per_sec) else round(result.images_per_sec, 1)
-  path.write_text(json.dumps({
+  provenance.write_json(path, {
       "steps": result.steps, "train_s": round(old.get("train_s", 0.0) + result.train_s + result.compile_s, 1),
       "compile_s": round(old.get("compile_s", 0.0) + result.compile_s, 1), "images_per_sec": rate,
       "devices": sorted(set(old.get("devices", [])) | {device}),
-      **({"population": population_size} if population_size > 1 else {})}, indent=2) + "\n")
+      **({"population": population_size} if population_size > 1 else {})})

@@ -4,7 +4,8 @@ mixed-precision policy that their `apply_fn` can carry."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -26,7 +27,7 @@ class TrainState(struct.PyTreeNode):
   tx: optax.GradientTransformation = struct.field(pytree_node=False)
 
   @classmethod
-  def create(cls, *, apply_fn, variables, tx) -> "TrainState":
+  def create(cls, *, apply_fn, variables, tx) -> TrainState:
     params = variables["params"]
     return cls(step=jnp.zeros((), jnp.int32), params=params, batch_stats=variables.get("batch_stats", {}),
                opt_state=tx.init(params), apply_fn=apply_fn, tx=tx)
@@ -35,7 +36,7 @@ class TrainState(struct.PyTreeNode):
   def variables(self) -> dict:
     return {"params": self.params, "batch_stats": self.batch_stats} if self.batch_stats else {"params": self.params}
 
-  def apply_gradients(self, grads, batch_stats=None) -> "TrainState":
+  def apply_gradients(self, grads, batch_stats=None) -> TrainState:
     updates, opt_state = self.tx.update(grads, self.opt_state, self.params)
     return self.replace(step=self.step + 1, params=optax.apply_updates(self.params, updates), opt_state=opt_state,
                         batch_stats=self.batch_stats if batch_stats is None else batch_stats)

@@ -12,8 +12,8 @@ import sys
 
 import jax
 import numpy as np
+from conftest import arrays, small_config  # tests/ is this script's directory, so on sys.path
 
-from conftest import small_config, arrays  # tests/ is this script's directory, so on sys.path
 from genjax import classifier, train
 
 
@@ -37,7 +37,7 @@ def main(model, parallels, workdir, out, steps=4):
   for parallel in parallels.split(","):
     c = config(model, parallel, int(steps))
     w, o = (f"{workdir}-{parallel}", f"{out[:-len('.npz')]}-{parallel}.npz") if many else (workdir, out)
-    r = train.train(c, w, quiet=True, family=classifier if model.startswith("classifier") else None)
+    r = train.train(c, w, quiet=True, family=classifier.FAMILY if model.startswith("classifier") else None)
     if jax.process_index() == 0:
       leaves = jax.tree_util.tree_leaves_with_path(arrays(r.state))
       np.savez(o, **{jax.tree_util.keystr(p): np.asarray(a) for p, a in leaves})

@@ -193,7 +193,7 @@ def test_dropout_is_on_in_training_and_off_in_eval(name):
     traced["noise_level"] = 0.0
   s0, s1 = _state(name), _state(name, dropout=0.5)
   # Dropout has no parameters: both states hold the same arrays, and eval ignores the rate.
-  out = family.project if name == "ae_linear" else family.reconstruct  # project: the unclipped training output
+  out = ae_linear.project if name == "ae_linear" else family.reconstruct  # project: the unclipped training output
   x_hat0, x_hat1 = jax.jit(out)(s0, batch["image"]), jax.jit(out)(s1, batch["image"])
   np.testing.assert_array_equal(x_hat0, x_hat1)
   np.testing.assert_array_equal(jax.jit(out)(s1, batch["image"]), x_hat1)
@@ -263,8 +263,8 @@ def test_linear_ae_reaches_the_pca_error(mnist):
   k = 16
   c = _config("ae_linear", code_dim=k)
   c.optim.lr, c.optim.decay_steps = 1e-2, 2000
-  state = _fit(ae_linear, c, x, 2000, 32)
-  mse = float(jnp.mean(jax.jit(ae_linear.eval_step)(state, {"image": x}, None)["mse"]))
+  state = _fit(MODELS["ae_linear"], c, x, 2000, 32)
+  mse = float(jnp.mean(jax.jit(MODELS["ae_linear"].eval_step)(state, {"image": x}, None)["mse"]))
   flat = _np(x).reshape(len(x), -1)
   s = np.linalg.svd(flat - flat.mean(0), compute_uv=False)
   pca_mse = np.sum(s[k:] ** 2) / flat.size
@@ -277,8 +277,8 @@ def test_dae_denoises_better_than_identity(mnist):
   x, test_x = mnist
   c = _config("dae", code_dim=128)
   c.step.noise, c.step.noise_level = "mask", 0.5
-  state = _fit(dae, c, x, 800, 32)
-  per = jax.jit(functools.partial(dae.eval_step, noise="mask", noise_level=0.5))(state, {"image": test_x},
+  state = _fit(MODELS["dae"], c, x, 800, 32)
+  per = jax.jit(functools.partial(MODELS["dae"].eval_step, noise="mask", noise_level=0.5))(state, {"image": test_x},
                                                                                  jax.random.PRNGKey(4))
   denoised, noisy = float(jnp.mean(per["denoise_psnr"])), float(jnp.mean(per["noisy_psnr"]))
   mean_image = float(-10 * jnp.log10(jnp.mean((x.mean(0) - test_x) ** 2)))

@@ -66,7 +66,8 @@ def test_bfloat16_strategies_and_populations_are_recorded(tmp_path):
   assert math.isclose(pops[3]["models_images_per_sec"], 3 * pops[3]["images_per_sec"])
   assert math.isclose(pops[3]["cost_vs_p1"], pops[1]["images_per_sec"] / pops[3]["images_per_sec"])
   md = (tmp_path / (path.stem + ".md")).read_text()
-  assert "## bfloat16 compute" in md and "| ae_linear | 32 | scan16 | pmap |" in md and "| ae_linear | 32 | scan16 | 3 |" in md
+  assert "## bfloat16 compute" in md and "| ae_linear | 32 | scan16 | pmap |" in md
+  assert "| ae_linear | 32 | scan16 | 3 |" in md
 
 
 def test_a_stopped_run_keeps_the_models_and_batches_it_finished(tmp_path, monkeypatch):
@@ -82,7 +83,8 @@ def test_a_stopped_run_keeps_the_models_and_batches_it_finished(tmp_path, monkey
   monkeypatch.setattr(suite.JaxModel, "measure", measure)
   with pytest.raises(RuntimeError, match="stopped"):
     suite.main(["--models", "ae_linear", "--batches", "32,48", "--modes", "step", "--torch", "none", "--seconds",
-                "0.05", "--dtypes", "float32", "--strategies", "none", "--scale_models", "", "--out_dir", str(tmp_path)])
+                "0.05", "--dtypes", "float32", "--strategies", "none", "--scale_models", "",
+                "--out_dir", str(tmp_path)])
   [path] = tmp_path.glob("*.json")
   assert not list(tmp_path.glob("*.tmp"))
   result = json.loads(path.read_text())
@@ -129,7 +131,8 @@ def test_rounds_alternate_frameworks_and_report_medians(tmp_path, monkeypatch):
   plan_compile = suite.parallel.Plan.compile
   monkeypatch.setattr(suite.parallel.Plan, "compile", lambda *a, **k: compiles.append(1) or plan_compile(*a, **k))
   assert suite.main(["--models", "ae_linear", "--batches", "32", "--modes", "step", "--torch", "eager",
-                     "--seconds", "0.05", "--dtypes", "float32", "--strategies", "none", "--scale_models", "", "--rounds", "3",
+                     "--seconds", "0.05", "--dtypes", "float32", "--strategies", "none", "--scale_models", "",
+                     "--rounds", "3",
                      "--out_dir", str(tmp_path)]) == 0
   assert calls == ["genjax", "pytorch"] * 3
   assert len(compiles) == 1  # later rounds reuse the first round's program
@@ -156,7 +159,10 @@ def _genjax_param_count(name):
 def test_pytorch_reference_has_genjax_parameter_counts(name):
   pytest.importorskip("torch", reason="the PyTorch reference needs the bench extra (make bench installs it)")
   import torch_ref
-  assert set(torch_ref.MODELS) == set(MODELS)
+  # A reference is optional (the suite reports genjax alone without one), so a new model needs no PyTorch twin.
+  assert set(torch_ref.MODELS) <= set(MODELS)
+  if name not in torch_ref.MODELS:
+    pytest.skip(f"no PyTorch reference of {name}")
   model = torch_ref.MODELS[name](name)
   torch_count = sum(p.numel() for m in model.modules for p in m.parameters())
   assert torch_count == _genjax_param_count(name)

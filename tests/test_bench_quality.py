@@ -10,9 +10,10 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "benchmarks"))
 import quality  # noqa: E402
-
 from conftest import small_config  # noqa: E402
-from genjax import classifier, evaluate, xla  # noqa: E402
+
+from genjax import classifier, xla  # noqa: E402
+from genjax.eval import generator  # noqa: E402
 
 
 @pytest.fixture
@@ -21,7 +22,7 @@ def feature_net(monkeypatch):
   c = classifier.get_config("mnist")
   state = classifier.init_state(jax.random.PRNGKey(0), c, {"image": jnp.zeros((2, 28, 28, 1)),
                                                            "label": jnp.zeros((2,), jnp.int32)})
-  monkeypatch.setattr(evaluate, "feature_network", lambda dataset: (state, {"name": "untrained CNN"}))
+  monkeypatch.setattr(generator, "feature_network", lambda dataset: (state, {"name": "untrained CNN"}))
 
 
 TINY = {"fid_samples": 100, "fid_reference": 200, "elbo_examples": 20, "elbo_k": 2, "seed": 0}

@@ -26,9 +26,9 @@ def test_auroc_matches_pairwise_definition_with_ties():
   assert lab.auroc([0, 1], [2, 3]) == 1.0 and lab.auroc([2, 3], [0, 1]) == 0.0
 
 
-def test_psnr():
+def test_pooled_psnr():
   x = np.zeros((2, 4, 4, 1))
-  assert lab.psnr(x + 0.1, x) == pytest.approx(20.0)  # MSE 0.01 -> 20 dB
+  assert lab.pooled_psnr(x + 0.1, x) == pytest.approx(20.0)  # MSE 0.01 -> 20 dB
 
 
 def test_slerp_keeps_endpoints_and_norm():

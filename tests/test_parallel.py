@@ -11,8 +11,9 @@ import sys
 import numpy as np
 import pytest
 
-from genjax import evaluate, parallel, train
+from genjax import parallel, train
 from genjax.errors import UserError
+from genjax.eval import restore
 
 HERE = pathlib.Path(__file__).resolve().parent
 SCRIPT = HERE / "scaleout_run.py"
@@ -77,7 +78,7 @@ def test_checkpoints_move_between_device_counts(tmp_path):
   """2 devices save, 1 device restores the same arrays and resumes; then 2 devices resume that run again."""
   work = tmp_path / "run"
   run("ae_dense", "shard_map", work, tmp_path / "two.npz", 4, devices=2)
-  restored = evaluate.load_run(work)
+  restored = restore.load_run(work)
   assert restored.step == 4
   two = load(tmp_path / "two.npz")
   assert max_diff({k: np.asarray(v) for k, v in _flat(restored.state).items()}, two) == 0.0
@@ -164,7 +165,7 @@ def test_two_processes_match_one(tmp_path, one_device, strategy):
   assert [(o["processes"], o["devices"], o["compiles"]) for o in outs] == [(2, 2, 1)] * 2
   assert max_diff(load(tmp_path / "out.npz"), one_device("ae_dense")) < 1e-5
   assert len((work / "metrics.jsonl").read_text().splitlines()) == 2  # steps 2 and 4, written once
-  restored = evaluate.load_run(work)
+  restored = restore.load_run(work)
   assert restored.step == 4
   info = run("ae_dense", "none", work, tmp_path / "resumed.npz", 8)
   assert (info["start"], info["steps"], info["processes"]) == (4, 8, 1)
@@ -175,6 +176,7 @@ def test_generator_batchnorm_uses_global_batch_statistics():
   vmap with an axis name, which runs the same collectives as shard_map and pmap on one device."""
   import jax
   import jax.numpy as jnp
+
   from genjax.models import gan
   g = gan.Generator((28, 28, 1), (32, 16))
   z = jax.random.normal(jax.random.PRNGKey(0), (8, 10)) * jnp.arange(1, 9)[:, None]  # shards differ in scale

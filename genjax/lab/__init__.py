@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import json
 import pathlib
-import platform
 import sys
 import time
 import types
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import numpy as np
@@ -26,6 +24,7 @@ import numpy as np
 from genjax import config as cfg
 from genjax import data
 from genjax.errors import UserError
+from genjax.eval import provenance
 
 ROOT = pathlib.Path("runs/experiments")  # where results go, relative to the working directory
 SOURCE = pathlib.Path("experiments")  # where the experiment files are, relative to the working directory
@@ -111,14 +110,6 @@ def available(source: str | pathlib.Path | None = None) -> dict[str, Callable[[L
   return found
 
 
-def _protocol(quick: bool) -> dict:
-  import flax
-  import optax
-  return {"quick": quick, "jax": jax.__version__, "flax": flax.__version__, "optax": optax.__version__,
-          "device": str(jax.devices()[0].device_kind), "backend": jax.default_backend(),
-          "cpu": platform.processor() or platform.machine()}
-
-
 def run(name: str, quick: bool = False, quiet: bool = True, root: pathlib.Path | None = None,
         max_steps: int | None = None, source: str | pathlib.Path | None = None) -> dict:
   """Runs experiment `name` of `source` (default `experiments/`) and writes its results.json; returns the results."""
@@ -131,21 +122,10 @@ def run(name: str, quick: bool = False, quiet: bool = True, root: pathlib.Path |
   t0 = time.perf_counter()
   results = experiments[name](lab)
   results = {"experiment": name, **results, "models": lab.trained,
-             "wall_s": round(time.perf_counter() - t0, 1), "protocol": _protocol(quick)}
-  (out / "results.json").write_text(json.dumps(_jsonable(results), indent=2) + "\n")
+             "wall_s": round(time.perf_counter() - t0, 1),
+             "protocol": {"quick": quick, **provenance.environment()}}
+  provenance.write_json(out / "results.json", results)
   return results
-
-
-def _jsonable(x):
-  if isinstance(x, dict):
-    return {k: _jsonable(v) for k, v in x.items()}
-  if isinstance(x, (list, tuple)):
-    return [_jsonable(v) for v in x]
-  if isinstance(x, (np.generic, jax.Array)):
-    return np.asarray(x).item() if np.ndim(x) == 0 else np.asarray(x).tolist()
-  if isinstance(x, np.ndarray):
-    return x.tolist()
-  return x
 
 
 def test_images(dataset: str = "mnist", n: int = 10000) -> np.ndarray:
@@ -154,14 +134,13 @@ def test_images(dataset: str = "mnist", n: int = 10000) -> np.ndarray:
 
 
 def batched(fn, *arrays, batch_size: int = 1000):
-  """Applies a jitted `fn` to arrays in chunks along axis 0 and concatenates the (tree of) outputs."""
-  fn = jax.jit(fn)
-  outs = [fn(*(a[i:i + batch_size] for a in arrays)) for i in range(0, len(arrays[0]), batch_size)]
-  return jax.tree.map(lambda *xs: np.concatenate([np.asarray(x) for x in xs]), *outs)
+  """`fn`, jitted, applied to arrays in chunks along axis 0 and its (tree of) outputs concatenated (`data.batched`)."""
+  return data.batched(jax.jit(fn), *arrays, batch_size=batch_size)
 
 
-def psnr(x_hat, x) -> float:
-  """Peak signal-to-noise ratio in dB over a whole set of images in [0, 1]."""
+def pooled_psnr(x_hat, x) -> float:
+  """PSNR in dB of the squared error pooled over every pixel of a set of images in [0, 1]: -10 log10(mean over the
+  set). Not the mean of per-image PSNRs, which the models' eval_step and make eval report as `psnr`."""
   mse = float(np.mean((np.asarray(x_hat) - np.asarray(x)) ** 2))
   return float(-10.0 * np.log10(max(mse, 1e-10)))
 
