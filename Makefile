@@ -63,6 +63,13 @@ bench: $(BENCH_STAMP)
 bench-quality: $(STAMP)
 	$(PY) benchmarks/quality.py $(if $(QUICK),--quick) $(ARGS)
 
+# make docs: rewrites every measured table in docs/ from benchmarks/results/ (benchmarks/report.py; standard library
+# only). CHECK=1 writes nothing and fails when a page is out of date, as tests/test_report.py does.
+CHECK ?=
+.PHONY: docs
+docs:
+	$(PYTHON) benchmarks/report.py $(if $(CHECK),--check)
+
 # make lint: ruff, configured in pyproject.toml ([tool.ruff]); CI runs it before the tests.
 .PHONY: lint
 lint: $(STAMP)

@@ -15,9 +15,8 @@ def _sum_per_example(x):
 def bernoulli_nll(logits, x):
   """-log p(x | logits) = sum_i softplus(l_i) - x_i l_i, summed over pixels; x may be gray values in [0, 1].
 
-  Flattened before the elementwise work: on [B, 28, 28, 1], whose innermost axis has one element, XLA:CPU ran the
-  softplus fusion several times slower. Measured A/B at batch 128, 16 steps per dispatch: ae_dense (which logs
-  this as a metric) 2.2x faster, dae 1.4x, iwae 1.4x, sparse_ae 1.1x; the others unchanged."""
+  Flattened before the elementwise work: on [B, 28, 28, 1], whose innermost axis has one element, XLA:CPU runs the
+  softplus fusion several times slower (docs/kernels.md, design choices)."""
   lg, x = logits.reshape(logits.shape[0], -1), x.reshape(x.shape[0], -1)
   return jnp.sum(jax.nn.softplus(lg) - x * lg, axis=-1)
 

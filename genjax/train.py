@@ -47,13 +47,8 @@ class Result:
 def steps_per_dispatch(config, start_step: int = 0) -> int:
   """Steps run by one dispatch (one `lax.scan`): DEFAULT_STEPS_PER_DISPATCH unless train.steps_per_dispatch says
   otherwise, reduced so that K divides every interval; chunks then end on log, sample and checkpoint steps and one
-  compiled program serves the whole run.
-
-  Conv models scan on CPU too since their convs' gradients are written as canonical NHWC / HWIO convs
-  (`nets.canonical_conv`): XLA:CPU's ConvCanonicalization pass rewrites JAX's gradient convs into the form Eigen
-  runs only outside loops, and under `lax.scan` they had run as naive loops (conv AE at batch 128 on a 2-core CPU:
-  3355 -> 144 images/s), so conv models then dispatched one step at a time there.
-  """
+  compiled program serves the whole run. Conv models scan on CPU too because their convs' gradients are canonical
+  convs (`kernels.canonical_conv`, docs/kernels.md)."""
   t = config.train
   k = t.steps_per_dispatch or DEFAULT_STEPS_PER_DISPATCH
   return math.gcd(k, t.steps, t.log_every, t.sample_every, t.checkpoint_every, start_step)

@@ -104,8 +104,8 @@ def train_step(state, batch, rng, *, loss: str = "mse", axis_name=None):
   """One Adam step on the batch mean of the reconstruction loss: `mse` = mean_i (x_hat_i - x_i)^2 with
   x_hat = sigmoid(W' h + b'), or `bce` = sum_i -[x_i log x_hat_i + (1 - x_i) log(1 - x_hat_i)].
 
-  The metrics are `loss` and the term under its own name; the other term is eval_step's. (Computing both every
-  step cost this small model 29% of its speed: 188k against 265k images/s at batch 128 on the 2-core EPYC.)"""
+  The metrics are `loss` and the term under its own name; the other term is eval_step's, since computing both
+  every step slows this small model markedly (docs/kernels.md, design choices)."""
   x = batch["image"]
   rng = step_key(rng, state.step, axis_name)
 
