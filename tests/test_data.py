@@ -93,7 +93,7 @@ def test_tfds_image_dataset_by_name(tmp_path, monkeypatch):
 
 
 def test_unprepared_tfds_dataset_without_tensorflow_says_what_to_install(tmp_path, monkeypatch):
-  tfds = pytest.importorskip("tensorflow_datasets")
+  pytest.importorskip("tensorflow_datasets")
   import importlib.util
   if importlib.util.find_spec("tensorflow") is not None:
     pytest.skip("TensorFlow is installed here")

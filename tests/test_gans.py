@@ -9,7 +9,7 @@ import pytest
 from conftest import small_config
 
 from genjax import config as cfg
-from genjax import data, losses, train
+from genjax import losses, train
 from genjax.errors import UserError
 from genjax.models import MODELS, gan, gans
 
@@ -212,7 +212,7 @@ def test_minibatch_std_makes_d_see_the_batch(kind):
   for on in (False, True):
     d = gans.MLPDiscriminator((16,), minibatch_std=on) if kind == "mlp" else gan.Discriminator((4, 8), on)
     variables = _jit(d.init)(jax.random.PRNGKey(0), x)
-    logit = _jit(lambda v: d.apply(variables, v)[0][0])
+    logit = _jit(lambda v, d=d, variables=variables: d.apply(variables, v)[0][0])
     assert (abs(float(logit(x)) - float(logit(other))) > 1e-6) == on
 
 

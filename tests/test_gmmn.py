@@ -133,7 +133,6 @@ def test_gmmn_without_a_trained_autoencoder_says_what_to_run(tmp_path):
   c = cfg.model_config("gmmn_ae")
   assert c.model.name == "gmmn" and c.model.ae_workdir
   c.model.ae_workdir = str(tmp_path / "nowhere")
-  batch = {"image": jnp.zeros((2, 28, 28, 1)), "label": jnp.zeros(2, jnp.int32)}
   for call in (lambda: gmmn.validate(c), lambda: gmmn.prepare(c, np.zeros((2, 28, 28, 1), np.uint8))):
     with pytest.raises(UserError, match=r"make train MODEL=ae_dense") as e:
       call()

@@ -64,7 +64,8 @@ def test_features_match_pytorch_fid_on_the_same_weights(reference, params, kind)
   np.testing.assert_allclose(got, want, rtol=0, atol=2e-5 * np.abs(want).max())
 
 
-@pytest.mark.parametrize("name", ["Conv2d_1a_3x3", "Mixed_6b.branch7x7_2", "Mixed_7b.branch3x3_2b", "Mixed_5b.branch1x1"])
+@pytest.mark.parametrize("name", ["Conv2d_1a_3x3", "Mixed_6b.branch7x7_2", "Mixed_7b.branch3x3_2b",
+                                  "Mixed_5b.branch1x1"])
 def test_both_conv_implementations_agree(params, name):
   """The features test runs the CPU one ('patches'); XLA's conv ('lax') is what GPUs run."""
   cin = inception.CONVS[name][0]

@@ -1,4 +1,4 @@
-"""Evaluation metrics against direct numpy/scipy references, on their fixed points, and against bugs other zoos shipped."""
+"""Evaluation metrics against numpy/scipy references, on their fixed points, and against bugs other zoos shipped."""
 
 from __future__ import annotations
 

@@ -8,8 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from conftest import small_config
+
 from genjax import config as cfg
 from genjax import population, train
 from genjax.errors import UserError

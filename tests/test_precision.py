@@ -9,13 +9,13 @@ import jax.extend
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from conftest import small_config
+
 from genjax import config as cfg
 from genjax import train
+from genjax.errors import UserError
 from genjax.models import MODELS
 from genjax.state import compute_in
-from genjax.errors import UserError
 
 
 def _eqns(jaxpr):

@@ -9,7 +9,6 @@ import time
 import types
 
 import chex
-import jax
 import jax.numpy as jnp
 import pytest
 from conftest import arrays, small_config

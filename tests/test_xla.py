@@ -7,13 +7,12 @@ import re
 import jax
 import jax.numpy as jnp
 import pytest
+from conftest import small_config
 
 from genjax import config as cfg
 from genjax import models, parallel, train, xla
 from genjax.errors import UserError
 from genjax.train import make_chunk
-
-from conftest import small_config
 
 
 def ynn_fusions(hlo: str) -> tuple[int, int]:
