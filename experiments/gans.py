@@ -14,7 +14,7 @@ from genjax.lab import Lab, experiment, plt
 NUM_SAMPLES = 10000
 # Settings of the mode_collapse experiment: (model, overrides) of the collapsing run and of the same run with a remedy.
 # A discriminator 10x slower than the generator lets G collapse onto one blob; feature matching (Salimans et al. 2016)
-# gives G a target that covers the data. Measured with 3000 steps: 1-3 classes vs 10 (see the README).
+# gives G a target that covers the data. Measured with 3000 steps: 1-3 classes vs 10 (docs/experiments.md).
 COLLAPSE = ("gan_mlp", {"optim.lr_d": 2e-5})
 REMEDY = ("gan_mlp", {"optim.lr_d": 2e-5, "step.feature_matching": True})
 

@@ -2,7 +2,7 @@
 
 Command:   make train MODEL=ae
 Expected:  reconstructions in runs/ae/samples/ that keep each digit's identity and stroke; test MSE about 0.01.
-Hardware:  2-core AMD EPYC CPU (no accelerator); wall time and images/s are in the README.
+Hardware:  2-core AMD EPYC CPU (no accelerator); wall time in docs/models.md#default-runs.
 """
 
 from genjax import config as cfg

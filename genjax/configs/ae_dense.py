@@ -3,7 +3,7 @@
 Command:   make train MODEL=ae_dense
 Expected:  test MSE about 0.012 (PSNR 20 dB), below 32-component PCA (0.017); sharp-edged, recognizable
            reconstructions in runs/ae_dense/samples/.
-Hardware:  2-core AMD EPYC CPU (no accelerator); wall time and images/s are in the README.
+Hardware:  2-core AMD EPYC CPU (no accelerator); wall time in docs/models.md#default-runs.
 """
 
 from genjax import config as cfg

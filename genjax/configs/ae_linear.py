@@ -3,7 +3,7 @@
 Command:   make train MODEL=ae_linear
 Expected:  the PCA optimum: test MSE 0.0269, within 0.01% of 16-component PCA's, principal angles to the PCA
            subspace below 0.2 degrees; blurry, PCA-like reconstructions in runs/ae_linear/samples/.
-Hardware:  2-core AMD EPYC CPU (no accelerator); wall time and images/s are in the README.
+Hardware:  2-core AMD EPYC CPU (no accelerator); wall time in docs/models.md#default-runs.
 """
 
 from genjax import config as cfg

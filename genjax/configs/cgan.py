@@ -2,7 +2,7 @@
 
 Command:   make train MODEL=cgan
 Expected:  a 10x10 grid in runs/cgan/samples/ whose column k shows the digit k, a little noisy.
-Hardware:  2-core AMD EPYC CPU (no accelerator); wall time and images/s are in the README.
+Hardware:  2-core AMD EPYC CPU (no accelerator); wall time in docs/models.md#default-runs.
 """
 
 from genjax import config as cfg

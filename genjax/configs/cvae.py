@@ -2,7 +2,7 @@
 
 Command:   make train MODEL=cvae
 Expected:  a 10 x 10 sample grid whose column j shows mostly digit j in varied styles; -ELBO(x | y) 109 nats.
-Hardware:  2-core AMD EPYC CPU (no accelerator); wall time and images/s are in the README.
+Hardware:  2-core AMD EPYC CPU (no accelerator); wall time in docs/models.md#default-runs.
 """
 
 from genjax import config as cfg

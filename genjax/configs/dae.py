@@ -3,7 +3,7 @@
 Command:   make train MODEL=dae
 Expected:  on test digits with Gaussian noise of std 0.5, PSNR from 6.0 dB (noisy) to 18.5 dB (denoised);
            clean reconstructions at 21 dB (MSE 0.009) in runs/dae/samples/.
-Hardware:  2-core AMD EPYC CPU (no accelerator); wall time and images/s are in the README.
+Hardware:  2-core AMD EPYC CPU (no accelerator); wall time in docs/models.md#default-runs.
 """
 
 from genjax import config as cfg

@@ -2,7 +2,7 @@
 
 Command:   make train MODEL=gan_mlp
 Expected:  recognizable digits of all ten classes with salt-and-pepper noise in runs/gan_mlp/samples/.
-Hardware:  2-core AMD EPYC CPU (no accelerator); wall time and images/s are in the README.
+Hardware:  2-core AMD EPYC CPU (no accelerator); wall time in docs/models.md#default-runs.
 """
 
 from genjax import config as cfg

@@ -3,7 +3,7 @@
 
 Command:   make train MODEL=gmmn
 Expected:  recognizable but speckled digits of most classes, a few blobs; training MMD^2 about 0.004.
-Hardware:  2-core AMD EPYC CPU (no accelerator); wall time and images/s are in the README.
+Hardware:  2-core AMD EPYC CPU (no accelerator); wall time in docs/models.md#default-runs.
 """
 
 from genjax import config as cfg

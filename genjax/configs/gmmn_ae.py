@@ -5,7 +5,7 @@ deviations; the generator is 10-d uniform -> 64-256-256 ReLU -> code (linear).
 Command:   make train MODEL=ae_dense && make train MODEL=gmmn WORKDIR=runs/gmmn_ae ARGS=--config=gmmn_ae
            (`--config` takes a config's name in genjax.configs, or the path of a file of your own)
 Expected:  smooth strokes without gmmn's speckle; about half clear digits, the rest overlays; MMD^2 about 0.002.
-Hardware:  2-core AMD EPYC CPU (no accelerator); wall time and images/s are in the README.
+Hardware:  2-core AMD EPYC CPU (no accelerator); wall time in docs/models.md#default-runs.
 """
 
 from genjax import config as cfg

@@ -3,7 +3,7 @@ stochastic layer), trained on the k = 5 importance-weighted bound, so the two di
 
 Command:   make train MODEL=iwae
 Expected:  samples like vae_dense's; train -L_5 104 nats, -ELBO 108; test L_1000 NLL 1.3 nats below vae_dense's.
-Hardware:  2-core AMD EPYC CPU (no accelerator); wall time and images/s are in the README.
+Hardware:  2-core AMD EPYC CPU (no accelerator); wall time in docs/models.md#default-runs.
 """
 
 from genjax import config as cfg

@@ -3,7 +3,7 @@
 Command:   make train MODEL=sparse_ae
 Expected:  test MSE about 0.006; mean code activation 0.056 (rho = 0.05), 14% of code units above 0.1 per
            image, no dead units; near-exact reconstructions in runs/sparse_ae/samples/.
-Hardware:  2-core AMD EPYC CPU (no accelerator); wall time and images/s are in the README.
+Hardware:  2-core AMD EPYC CPU (no accelerator); wall time in docs/models.md#default-runs.
 """
 
 from genjax import config as cfg

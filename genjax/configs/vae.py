@@ -2,7 +2,7 @@
 
 Command:   make train MODEL=vae
 Expected:  blurry but recognizable samples and faithful reconstructions; training negative ELBO near 100 nats.
-Hardware:  2-core AMD EPYC CPU (no accelerator); wall time and images/s are in the README.
+Hardware:  2-core AMD EPYC CPU (no accelerator); wall time in docs/models.md#default-runs.
 """
 
 from genjax import config as cfg

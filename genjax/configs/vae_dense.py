@@ -2,7 +2,7 @@
 
 Command:   make train MODEL=vae_dense
 Expected:  blurry but recognizable samples, faithful reconstructions; -ELBO 107 nats (train) and 106.6 (test).
-Hardware:  2-core AMD EPYC CPU (no accelerator); wall time and images/s are in the README.
+Hardware:  2-core AMD EPYC CPU (no accelerator); wall time in docs/models.md#default-runs.
 """
 
 from genjax import config as cfg

@@ -2,7 +2,7 @@
 
 Command:   make train MODEL=wgan_gp
 Expected:  thick-stroked, blobby digit shapes of every class in runs/wgan_gp/samples/.
-Hardware:  2-core AMD EPYC CPU (no accelerator); wall time and images/s are in the README.
+Hardware:  2-core AMD EPYC CPU (no accelerator); wall time in docs/models.md#default-runs.
 """
 
 from genjax import config as cfg
