@@ -76,7 +76,13 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not slow and not distributed" -n auto --durations=10 tests
+	$(PY) -m pytest -q -m "not slow and not distributed and not faults" -n auto --durations=10 tests
+
+# SIGKILL at random moments, two runs racing for a workdir, a full disk (a small tmpfs where it can mount one), a
+# corrupt newest checkpoint: real training processes, for one run and a population (tests/test_faults.py).
+.PHONY: test-faults
+test-faults: $(STAMP)
+	$(PY) -m pytest -q -m faults -s tests/test_faults.py
 
 # 2 processes on localhost, one CPU device each, gloo collectives: the same parameters as one process, and a
 # 2-process checkpoint restored in one process. Each launch fails after 240 s instead of hanging.
@@ -84,7 +90,7 @@ test-distributed: $(STAMP)
 	$(PY) -m pytest -q -m distributed tests
 
 test-slow: $(STAMP)
-	$(PY) -m pytest -q -m "slow and not distributed" tests
+	$(PY) -m pytest -q -m "slow and not distributed and not faults" tests
 
 clean-venv:
 	rm -rf $(VENV)

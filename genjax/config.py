@@ -169,6 +169,8 @@ def check(config: ml_collections.ConfigDict) -> None:
     raise UserError(f"xla_cpu_ynn must be one of {', '.join(CPU_YNN)}, got '{config.xla_cpu_ynn}'")
   if t.get("steps_per_dispatch", 0) < 0:
     raise UserError("train.steps_per_dispatch must be 0 (auto) or positive")
+  if t.get("resume_step", 0) < 0:
+    raise UserError(f"train.resume_step must be 0 (the newest checkpoint) or a saved step, got {t.resume_step}")
 
 
 def to_dict(config) -> dict:
@@ -186,7 +188,7 @@ def base() -> ml_collections.ConfigDict:
                                        # the learning rate as part of the optimizer state (set for lr sweeps)
                                        "inject_hyperparams": False})
   c.step = ml_collections.ConfigDict()
-  # Scale-out (README "Scaling out"): data-parallel strategy, multi-process runtime, population, compute dtype.
+  # Scale-out (docs/scaling.md): data-parallel strategy, multi-process runtime, population, compute dtype.
   c.parallel = "auto"  # auto | none | jit | shard_map | pmap; auto is jit on several accelerators, else none
   c.distributed = False  # jax.distributed.initialize (SLURM / TPU auto-detected, else GENJAX_COORDINATOR etc.)
   c.dtype = "float32"  # compute dtype: float32 | bfloat16 (parameters and optimizer state stay float32)
@@ -198,5 +200,7 @@ def base() -> ml_collections.ConfigDict:
       "steps": 2000, "batch_size": 128, "seed": 0, "log_every": 50, "sample_every": 500,
       "checkpoint_every": 1000, "max_to_keep": 3, "num_samples": 64,
       "steps_per_dispatch": 0,  # 0: chosen per model and backend (see train.steps_per_dispatch)
+      # 0: resume from the newest checkpoint; N: from checkpoint N, moving newer ones to checkpoints-abandoned/
+      "resume_step": 0,
   })
   return c

@@ -143,6 +143,9 @@ def main(argv=None) -> int:
     return run(sys.argv[1:] if argv is None else argv)
   except UserError as e:
     print(f"genjax: error: {e}", file=sys.stderr)
+    # The error is said in one line: Orbax's and TensorStore's abandoned reads and writes can still raise while
+    # the interpreter shuts down, which Python would print after it as "Exception ignored in ...".
+    sys.unraisablehook = lambda _: None
     return 2
   except KeyboardInterrupt:
     print("genjax: interrupted before training started; nothing was saved", file=sys.stderr)

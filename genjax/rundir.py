@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from genjax import checkpoint, pictures, population
+from genjax import checkpoint, lock, pictures, population
 from genjax.errors import UserError
 from genjax.eval import provenance
 
@@ -53,6 +53,14 @@ def check_workdir(workdir: pathlib.Path, resolved: dict) -> None:
                       f"{key}={new.get(key)!r}; use another WORKDIR")
 
 
+def _step_of(line: str) -> float:
+  """The step of a metrics.jsonl line; infinity for a line cut short (a full disk), so that it is dropped."""
+  try:
+    return json.loads(line)["step"]
+  except (ValueError, KeyError, TypeError):
+    return float("inf")
+
+
 class Log:
   """metrics.jsonl, TensorBoard scalars and the progress bar of one run directory."""
 
@@ -63,7 +71,7 @@ class Log:
     self.write = write  # False on processes other than 0: they check the metrics but write nothing
     kept = []
     if self.path.exists():  # a resumed run recomputes the steps after its checkpoint, bit for bit
-      kept = [line for line in self.path.read_text().splitlines() if line and json.loads(line)["step"] <= start]
+      kept = [line for line in self.path.read_text().splitlines() if _step_of(line) <= start]
     if write:
       self.path.write_text("".join(line + "\n" for line in kept))
     self.records = [json.loads(line) for line in kept]
@@ -130,26 +138,72 @@ class RunDir:
     self.root = pathlib.Path(workdir)
     self.config, self.write = config, write  # write: False on processes other than 0
     self.size = population.size(config)
-    check_workdir(self.root, config.to_dict())
-    population.check_layout(self.root, self.size)
     self.dirs = [self.root] if self.size == 1 else [self.root / "members" / str(i) for i in range(self.size)]
     self.logs: list[Log] = []
+    # The writing process holds each directory's lock (genjax.lock) until close(): the root first, so that what is
+    # checked below cannot change under this run; a member's own, so that no run starts in a member's directory.
+    self.locks = lock.acquire_all([self.root]) if write else []
+    try:
+      check_workdir(self.root, config.to_dict())
+      population.check_layout(self.root, self.size)
+      if write and self.size > 1:
+        self.locks += lock.acquire_all(self.dirs)
+    except BaseException:
+      lock.release_all(self.locks)
+      raise
 
   @functools.cached_property
   def ckpts(self) -> list[checkpoint.Checkpoints]:
     """Opened on first use (Orbax creates the directories): a run that fails to build its state leaves none."""
-    return [checkpoint.Checkpoints(d / "checkpoints", self.config.train.max_to_keep) for d in self.dirs]
+    return [checkpoint.Checkpoints(d / "checkpoints", self.config.train.max_to_keep, owner=self.write)
+            for d in self.dirs]
 
   def members(self, state) -> list:
     return [state] if self.size == 1 else [population.take(state, i) for i in range(self.size)]
 
   def start_step(self) -> int:
-    """The newest step every member has: members save one after another, so a crash can leave them a save apart."""
+    """The step to resume from: train.resume_step if set, else the newest step every member has (members save one
+    after another, so a crash can leave them a save apart)."""
+    wanted = self.config.train.get("resume_step", 0)
+    if wanted:
+      self._set_aside_after(wanted)
     return max(set.intersection(*(set(c.all_steps()) for c in self.ckpts)), default=0)
 
+  def _set_aside_after(self, step: int) -> None:
+    """For train.resume_step: checks that every directory has checkpoint `step`, and moves the newer ones (a
+    corrupt one among them) to checkpoints-abandoned/, so that this run's saves do not meet them; nothing is
+    deleted. Runs before the checkpoint managers open, so they never list the moved steps."""
+    for d in self.dirs:
+      steps = checkpoint.saved_steps(d / "checkpoints")
+      if step not in steps:
+        raise UserError(f"train.resume_step={step}: {d / 'checkpoints'} has no checkpoint {step} "
+                        f"(it has {steps or 'none'})")
+      newer = [s for s in steps if s > step]
+      if newer and self.write:
+        aside = d / "checkpoints-abandoned"
+        aside.mkdir(exist_ok=True)
+        for s in newer:
+          target = aside / str(s)
+          n = 1
+          while target.exists():
+            target, n = aside / f"{s}.{n}", n + 1
+          (d / "checkpoints" / str(s)).rename(target)
+        print(f"genjax: resuming from step {step}; checkpoints {newer} moved to {aside}/")
+
   def restore(self, state, step: int, put):
-    """`state` (placed by `put`) restored from `step`, read into its shardings whatever device count wrote it."""
-    restored = [c.restore(s, step) for c, s in zip(self.ckpts, self.members(state))]
+    """`state` (placed by `put`) restored from `step`, read into its shardings whatever device count wrote it. A
+    step that does not restore is left as it is, and the error names the newest older step that does."""
+    restored = []
+    for c, s in zip(self.ckpts, self.members(state)):
+      try:
+        restored.append(c.restore(s, step))
+      except UserError as e:
+        intact = [c2.newest_intact(s2, below=step) for c2, s2 in zip(self.ckpts, self.members(state))]
+        if None in intact:
+          raise
+        older = min(intact)
+        raise UserError(f"{e}; the newest intact checkpoint is step {older}: add --config.train.resume_step={older} "
+                        "to resume from it (the newer ones are then moved aside, not deleted)") from None
     return restored[0] if self.size == 1 else put(population.stack(restored))
 
   def write_configs(self, image_shape, train_examples: int, devices: int) -> None:
@@ -208,12 +262,34 @@ class RunDir:
   def latest_step(self) -> int | None:
     return self.ckpts[0].latest_step()
 
-  def close(self) -> None:
-    for c in self.__dict__.get("ckpts", []):
-      c.wait()
-      c.close()
-    for log in self.logs:
-      log.close()
+  def write_failed(self, e: OSError) -> checkpoint.WriteFailed | None:
+    """WriteFailed naming the file that could not be written and the newest saved checkpoint, for a disk error
+    (checkpoint.DISK_ERRNOS); None for any other error."""
+    reason = checkpoint.disk_error(e)
+    if reason is None:
+      return None
+    steps = set.intersection(*(set(checkpoint.saved_steps(d / "checkpoints")) for d in self.dirs))
+    saved = f"the newest saved checkpoint is step {max(steps)}" if steps else "no checkpoint was saved"
+    return checkpoint.WriteFailed(f"cannot write {e.filename or self.root}: {reason}; {saved}, and nothing saved "
+                                  "was removed: free space, then run again to resume")
+
+  def close(self, check: bool = True) -> None:
+    """Waits for the running saves (WriteFailed if one failed, unless `check` is False because the run is already
+    failing), closes the logs and releases the workdir's locks."""
+    try:
+      for c in self.__dict__.get("ckpts", []):
+        try:
+          c.wait()
+        except Exception:
+          if check:
+            raise
+        finally:
+          c.close()
+    finally:
+      for log in self.logs:
+        log.close()
+      lock.release_all(self.locks)
+      self.locks = []
 
   def finish(self, result) -> None:
     """The learning curves, and this run's time added to timing.json."""

@@ -107,32 +107,34 @@ def init(family: Family, config, rng, image_shape):
 
 def train(config, workdir, *, quiet: bool = False, family: Family | None = None) -> Result:
   """Trains `config.model.name` (or `family`, one outside the registry such as `genjax.classifier.FAMILY`) to
-  `config.train.steps`, resuming from the latest checkpoint in `workdir`."""
+  `config.train.steps`, resuming from the latest checkpoint in `workdir` (or train.resume_step)."""
   parallel.initialize_distributed(config.get("distributed", False))
   t, ds = config.train, data.load(config.data.name, "train", config.data.train_limit)
   family = checked_family(family or models.get(config.model.name), config, ds.images)
   per_step, n = family.examples_per_step(config), len(ds.images)
   layout = parallel.plan(population.parallel_strategy(config), per_step, t.batch_size)
-  run = RunDir(workdir, config, write=parallel.is_main())
-  init_rng, step_rng, sample_rng = jax.random.split(jax.random.PRNGKey(t.seed), 3)
-  # Placed before a restore, which reads into these shardings whatever device count wrote the checkpoint.
-  state = layout.put(compute_in(init(family, config, init_rng, ds.images.shape[1:]), config.get("dtype", "float32")))
-  start = run.start_step()
-  state = run.restore(state, start, layout.put) if start else state
-  run.write_configs(ds.images.shape[1:], n, layout.devices)
-  k, traces = steps_per_dispatch(config, start), []
-  swept = population.sweep(config)
-  step_fn = functools.partial(family.train_step, **{n: v for n, v in config.step.items() if f"step.{n}" not in swept})
-  run_chunk = layout.compile(make_chunk, step_fn, k, on_trace=lambda: traces.append(1),
-                             compiler_options=xla.compiler_options(xla.ynn_of(config)))
-  images, labels, step_rng = layout.put((ds.images, ds.labels, step_rng))
-  x_test = data.load(config.data.name, "test").images[:t.num_samples // 2].astype(np.float32) / 255.0
-  run.open_logs(start, quiet)
-  stop = []
-  handlers = {s: signal.signal(s, lambda signum, _: stop.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
-  pending, step, compile_s = None, start, 0.0
-  t0 = time.perf_counter()
+  run = RunDir(workdir, config, write=parallel.is_main())  # holds the workdir's lock until run.close()
+  stop, handlers, failure = [], {}, None
   try:
+    init_rng, step_rng, sample_rng = jax.random.split(jax.random.PRNGKey(t.seed), 3)
+    # Placed before a restore, which reads into these shardings whatever device count wrote the checkpoint.
+    state = init(family, config, init_rng, ds.images.shape[1:])
+    state = layout.put(compute_in(state, config.get("dtype", "float32")))
+    start = run.start_step()
+    state = run.restore(state, start, layout.put) if start else state
+    run.write_configs(ds.images.shape[1:], n, layout.devices)
+    k, traces = steps_per_dispatch(config, start), []
+    swept = population.sweep(config)
+    step_fn = functools.partial(family.train_step, **{n: v for n, v in config.step.items()
+                                                      if f"step.{n}" not in swept})
+    run_chunk = layout.compile(make_chunk, step_fn, k, on_trace=lambda: traces.append(1),
+                               compiler_options=xla.compiler_options(xla.ynn_of(config)))
+    images, labels, step_rng = layout.put((ds.images, ds.labels, step_rng))
+    x_test = data.load(config.data.name, "test").images[:t.num_samples // 2].astype(np.float32) / 255.0
+    run.open_logs(start, quiet)
+    handlers = {s: signal.signal(s, lambda signum, _: stop.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
+    pending, step, compile_s = None, start, 0.0
+    t0 = time.perf_counter()
     while step < t.steps:
       idx = layout.put_indices(data.batch_indices(t.seed, step, k, per_step, n))
       state, metrics = run_chunk(state, images, labels, idx, step_rng)
@@ -157,14 +159,23 @@ def train(config, workdir, *, quiet: bool = False, family: Family | None = None)
         raise Interrupted(stop[0] if stop else signal.SIGTERM, step)
     if pending is not None:
       run.log(pending[0], jax.device_get(pending[1]), pending[2])
+    train_s, measured = time.perf_counter() - t0 - compile_s, step - start - k
+    result = Result(state, start, step, k, len(traces), compile_s, train_s,
+                    measured * t.batch_size / train_s if measured > 0 and train_s > 0 else float("nan"))
+    run.finish(result)
+    return result
   except Diverged as e:
+    failure = e
     raise Diverged(f"{e}; training stopped, last good checkpoint: step {run.latest_step()}") from None
+  except BaseException as e:
+    failure = e
+    failed = run.write_failed(e) if isinstance(e, OSError) else None  # a full disk: one line, not a traceback
+    if failed is None:
+      raise
+    raise failed from e
   finally:
     for s, h in handlers.items():
       signal.signal(s, h)
-    run.close()
-  train_s, measured = time.perf_counter() - t0 - compile_s, step - start - k
-  result = Result(state, start, step, k, len(traces), compile_s, train_s,
-                  measured * t.batch_size / train_s if measured > 0 and train_s > 0 else float("nan"))
-  run.finish(result)
-  return result
+    # A run that is already failing (but for a signal, whose last checkpoint must be known to be saved) does not
+    # raise again for a save that failed meanwhile.
+    run.close(check=failure is None or isinstance(failure, Interrupted))

@@ -1,11 +1,14 @@
 """Orbax checkpoints: exact round trip; corrupt or mismatched checkpoints fail with a clear message."""
 
+import errno
+import os
 import pathlib
 
 import chex
 import jax
+import orbax.checkpoint as ocp
 import pytest
-from conftest import arrays
+from conftest import arrays, small_config
 
 from genjax import checkpoint
 from genjax import config as cfg
@@ -67,3 +70,56 @@ def test_corrupt_checkpoint_is_a_user_error(tmp_path):
       f.write_bytes(b"\0garbage" * 8)
   with pytest.raises(UserError, match="corrupt or does not match"):
     checkpoint.Checkpoints(tmp_path / "ck").restore(state)
+
+
+def test_disk_errors_are_recognized_through_orbax_and_os_errors():
+  orbax_text = ("RESOURCE_EXHAUSTED: Error writing \"x\" in OCDBT database: Failed to write 404311 bytes to file 14: "
+                "No space left on device [os_error_code='28']")
+  assert checkpoint.disk_error(ValueError(orbax_text)) == os.strerror(errno.ENOSPC)
+  assert checkpoint.disk_error(OSError(errno.EDQUOT, "quota")) == os.strerror(errno.EDQUOT)
+  wrapped = RuntimeError("save failed")
+  wrapped.__cause__ = OSError(errno.EROFS, "read-only")
+  assert checkpoint.disk_error(wrapped) == os.strerror(errno.EROFS)
+  assert checkpoint.disk_error(ValueError("shape mismatch")) is None
+  assert checkpoint.disk_error(OSError(errno.ENOENT, "missing")) is None  # a bug or a user's path, not the disk
+
+
+def _simulate_full_disk(monkeypatch, after_saves: int):
+  """ENOSPC from Orbax's manager once `after_saves` saves went through, as a real full disk reports it (the
+  tmpfs version of this test is in test_faults.py)."""
+  real, calls = ocp.CheckpointManager.save, []
+
+  def save(self, step, *a, **k):
+    calls.append(step)
+    if len(calls) > after_saves:
+      self.wait_until_finished()  # as Orbax's save does before it starts the next
+      raise ValueError(f"RESOURCE_EXHAUSTED: Error writing in OCDBT database at local file \"{self.directory}/"
+                       f"{step}.orbax-checkpoint-tmp\": No space left on device [os_error_code='28']")
+    return real(self, step, *a, **k)
+  monkeypatch.setattr(ocp.CheckpointManager, "save", save)
+
+
+def test_a_full_disk_while_saving_is_one_line_naming_the_newest_saved_step(tmp_path, monkeypatch):
+  from genjax import train
+  _simulate_full_disk(monkeypatch, after_saves=1)
+  c = small_config("ae_dense")
+  with pytest.raises(checkpoint.WriteFailed) as e:
+    train.train(c, tmp_path, quiet=True)
+  msg = str(e.value)
+  assert "\n" not in msg and msg.startswith(f"saving checkpoint 8 in {(tmp_path / 'checkpoints').resolve()} failed: "
+                                            "No space left on device; the newest saved checkpoint is step 4, and "
+                                            "nothing saved was removed")
+  assert checkpoint.saved_steps(tmp_path / "checkpoints") == [4]
+  monkeypatch.undo()
+  assert train.train(c, tmp_path, quiet=True).start_step == 4  # space freed: resumes from it
+
+
+def test_a_full_disk_while_writing_pictures_or_metrics_is_one_line(tmp_path, monkeypatch):
+  from genjax import pictures, train
+
+  def full(path, *a, **k):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+  monkeypatch.setattr(pictures, "save_grid", full)
+  with pytest.raises(checkpoint.WriteFailed, match=r"^cannot write .*_000004.png: No space left on device; "
+                                                   "no checkpoint was saved"):
+    train.train(small_config("ae_dense"), tmp_path, quiet=True)
