@@ -11,7 +11,19 @@ INCEPTION ?=
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+
+# Which JAX build to install: cpu, cuda12, cuda13 (NVIDIA, by the CUDA version the driver supports) or tpu (a TPU
+# VM: /dev/accel* or /dev/vfio). Detected when not given; `make train ACCEL=cpu` forces the CPU build.
+ACCEL ?= $(shell if nvidia-smi -L >/dev/null 2>&1; then \
+	  v=$$(nvidia-smi 2>/dev/null | sed -n 's/.*CUDA Version: *\([0-9][0-9]*\).*/\1/p' | head -n 1); \
+	  if [ "$${v:-0}" -ge 13 ]; then echo cuda13; else echo cuda12; fi; \
+	elif ls /dev/accel0 /dev/vfio/0 >/dev/null 2>&1; then echo tpu; else echo cpu; fi)
+ifeq ($(filter $(ACCEL),cpu cuda12 cuda13 tpu),)
+$(error ACCEL must be cpu, cuda12, cuda13 or tpu, got '$(ACCEL)')
+endif
+comma := ,
+EXTRAS := dev$(if $(filter-out cpu,$(ACCEL)),$(comma)$(ACCEL))
+STAMP := $(VENV)/.installed-$(ACCEL)
 
 # XLA:CPU allocates each step's temporary buffer anew; glibc maps a block over 32 MB fresh every time and faults
 # in its 4 KiB pages one by one. Transparent huge pages for malloc: the DCGAN step 15% faster (genjax/xla.py).
@@ -21,11 +33,18 @@ export GLIBC_TUNABLES ?= glibc.malloc.hugetlb=1
 
 venv: $(STAMP)
 
-# Reinstalled whenever pyproject.toml changes. pip's own retries are cut so an offline machine fails in seconds.
+# Reinstalled whenever pyproject.toml or ACCEL changes. pip's own retries are cut so an offline machine fails in
+# seconds.
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check --retries 1 --timeout 30 -e '.[dev]'
-	@touch $@
+	@echo "genjax: installing for $(ACCEL) (.[$(EXTRAS)]; ACCEL=cpu|cuda12|cuda13|tpu to choose)"
+	$(PY) -m pip install -q --disable-pip-version-check --retries 1 --timeout 30 -e '.[$(EXTRAS)]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+# make accel: the JAX build make would install here, and the extras
+.PHONY: accel
+accel:
+	@echo $(ACCEL) $(EXTRAS)
 
 train: $(STAMP)
 	$(PY) -m genjax.main train --model $(MODEL) --workdir $(WORKDIR) $(if $(DATASET),--dataset $(DATASET)) $(ARGS)
@@ -52,7 +71,7 @@ leaderboard: $(STAMP)
 # The bench extra adds torch 2.13.0 (CPU build); without it the suite runs and skips the PyTorch columns.
 BENCH_STAMP := $(VENV)/.bench-installed
 $(BENCH_STAMP): $(STAMP)
-	$(PY) -m pip install -q --disable-pip-version-check --retries 1 --timeout 30 -e '.[dev,bench]'
+	$(PY) -m pip install -q --disable-pip-version-check --retries 1 --timeout 30 -e '.[$(EXTRAS),bench]'
 	@touch $@
 
 bench: $(BENCH_STAMP)

@@ -127,6 +127,12 @@ def run(argv) -> int:
   workdir = pathlib.Path(args.workdir or f"runs/{args.model}")
 
   from genjax import parallel, train
+  from genjax.eval import provenance
+  if parallel.is_main():
+    print(f"genjax: training {config.model.name} on {config.data.name}, on {provenance.device_name()}", flush=True)
+    unused = provenance.unused_accelerator()
+    if unused:
+      print(f"genjax: warning: {unused}", file=sys.stderr, flush=True)
   result = train.train(config, workdir, quiet=args.quiet)
   if not parallel.is_main():  # in a multi-process run, process 0 speaks for all
     return 0

@@ -33,6 +33,29 @@ def device_name() -> str:
   return f"{jax.device_count()} x {jax.devices()[0].device_kind} ({jax.default_backend()})"
 
 
+def unused_accelerator() -> str | None:
+  """What to say when this machine has an accelerator that JAX does not use (it sees only the CPU, as with the
+  CPU-only jaxlib installed), or None."""
+  if jax.default_backend() != "cpu":
+    return None
+  import shutil
+  import subprocess
+  found = None
+  if shutil.which("nvidia-smi") or pathlib.Path("/dev/nvidia0").exists():
+    try:
+      gpus = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10).stdout.splitlines()
+    except (OSError, subprocess.SubprocessError):
+      gpus = []
+    found = f"{len(gpus)} NVIDIA GPU(s)" if gpus else None
+    build = "ACCEL=cuda12 or cuda13"
+  elif any(pathlib.Path("/dev").glob("accel[0-9]*")):
+    found, build = "a TPU", "ACCEL=tpu"
+  if found is None:
+    return None
+  return (f"this machine has {found} but JAX sees only the CPU, so this runs on the CPU: install JAX's build for "
+          f"it (`make train` does, detecting it, or name it with {build})")
+
+
 def cpu_name() -> str:
   """The host CPU's model name and core count, e.g. 'AMD EPYC, 2 cores'."""
   name = platform.processor() or platform.machine()
