@@ -56,6 +56,8 @@ from genjax.train import DEFAULT_STEPS_PER_DISPATCH, make_chunk  # noqa: E402
 BATCHES = (64, 128, 256, 512, 1024, 2048)
 MODES = {"step": 1, "scan16": 16}
 # The scale-out section (issue 6): data-parallel strategies side by side, and population cost, on these models.
+# The models' configs leave matmul_precision at the backend's default; every record says so.
+PRECISION = cfg.base().matmul_precision
 SCALE_MODELS = ("ae_dense", "vae_dense", "gan_mlp", "gan")
 POPULATIONS = (1, 4, 8, 16)
 POOL = 4096  # synthetic uint8 images resident on the device
@@ -175,7 +177,7 @@ def scaleout(models, batch: int, strategies, populations, min_seconds: float, lo
   for name in models:
     m = JaxModel(name, batch)
     mode = dispatch_mode()
-    base = {"model": name, "batch": batch, "mode": mode, "dtype": "float32",
+    base = {"model": name, "batch": batch, "mode": mode, "dtype": "float32", "matmul_precision": PRECISION,
             "device_kind": jax.devices()[0].device_kind}
     # parallel=none is also the population of one: the same program, measured once.
     none = m.measure(mode, min_seconds)
@@ -210,7 +212,7 @@ def run(models, batches, modes, torch_modes, min_seconds: float, log=print, dtyp
     peaks["bfloat16"] = matmul_peak(jnp.bfloat16, min_seconds=peak_s)
   header = {"date": datetime.date.today().isoformat(), "device_kind": device.device_kind,
             "platform": jax.default_backend(), "devices": 1, "cpu": cpu_name(), "versions": versions(),
-            "malloc": xla.host_malloc(), "rounds": rounds,
+            "malloc": xla.host_malloc(), "rounds": rounds, "matmul_precision": PRECISION,
             "peak_gflops": peak, "peak_how": "fastest of repeated jitted square matmuls "
             f"({2048 if jax.default_backend() == 'cpu' else 8192}^2, float32 accumulation), 2 n^3 flops"}
   if "bfloat16" in peaks:
@@ -229,8 +231,8 @@ def run(models, batches, modes, torch_modes, min_seconds: float, log=print, dtyp
   records, not_run = [], []
   for name in models:
     for batch in batches:
-      base = {"model": name, "batch": batch, "dtype": "float32", "devices": 1, "device_kind": device.device_kind,
-              "peak_gflops": peak}
+      base = {"model": name, "batch": batch, "dtype": "float32", "matmul_precision": PRECISION, "devices": 1,
+              "device_kind": device.device_kind, "peak_gflops": peak}
       try:
         m = JaxModel(name, batch)
       except Exception as e:  # noqa: BLE001 -- a model that cannot run at this batch is reported, not fatal

@@ -23,6 +23,7 @@ from genjax.xla import CPU_YNN, DEFAULT_YNN, ynn_of  # the values of the top-lev
 
 SECTIONS = ("model", "data", "optim", "step", "train")
 DTYPES = ("float32", "bfloat16")  # the top-level `dtype`: compute dtypes (state.compute_in)
+MATMUL_PRECISIONS = ("default", "high", "highest")
 PACKAGE = "genjax.configs"  # the default configs, one module per model plus named variants (gmmn_ae)
 
 
@@ -169,6 +170,9 @@ def check(config: ml_collections.ConfigDict) -> None:
     raise UserError(f"xla_cpu_ynn must be one of {', '.join(CPU_YNN)}, got '{config.xla_cpu_ynn}'")
   if t.get("steps_per_dispatch", 0) < 0:
     raise UserError("train.steps_per_dispatch must be 0 (auto) or positive")
+  if config.get("matmul_precision", "default") not in MATMUL_PRECISIONS:
+    raise UserError(f"matmul_precision must be one of {', '.join(MATMUL_PRECISIONS)}, got "
+                    f"'{config.matmul_precision}'")
   if t.get("resume_step", 0) < 0:
     raise UserError(f"train.resume_step must be 0 (the newest checkpoint) or a saved step, got {t.resume_step}")
 
@@ -192,6 +196,10 @@ def base() -> ml_collections.ConfigDict:
   c.parallel = "auto"  # auto | none | jit | shard_map | pmap; auto is jit on several accelerators, else none
   c.distributed = False  # jax.distributed.initialize (SLURM / TPU auto-detected, else GENJAX_COORDINATOR etc.)
   c.dtype = "float32"  # compute dtype: float32 | bfloat16 (parameters and optimizer state stay float32)
+  # float32 matmuls and convs on accelerators (jax.default_matmul_precision): default is the backend's (TF32 on
+  # NVIDIA GPUs since Ampere, one bfloat16 pass on TPUs), high about float32's accuracy in fewer passes, highest
+  # float32 itself. CPUs compute float32 whatever it says.
+  c.matmul_precision = "default"
   c.population = 1  # P > 1: P models in one vmapped program, in WORKDIR/members/<i>/
   c.sweep = ""  # with population: "step.<name>=v1,...,vP", one value of a real hyperparameter per member
   # XLA:CPU only: YNNPACK kernels for dots and reductions, with Eigen's convolutions (dots), none or all (genjax.xla).

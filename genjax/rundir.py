@@ -65,7 +65,7 @@ class Log:
   """metrics.jsonl, TensorBoard scalars and the progress bar of one run directory."""
 
   def __init__(self, workdir: pathlib.Path, start: int, total: int, batch_size: int, quiet: bool,
-               write: bool = True):
+               write: bool = True, log_every: int = 1):
     from tqdm import tqdm
     self.path = workdir / "metrics.jsonl"
     self.write = write  # False on processes other than 0: they check the metrics but write nothing
@@ -75,7 +75,7 @@ class Log:
     if write:
       self.path.write_text("".join(line + "\n" for line in kept))
     self.records = [json.loads(line) for line in kept]
-    self.batch_size = batch_size
+    self.batch_size, self.log_every = batch_size, log_every
     self.buffer: list[dict] = []
     self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True, mininterval=1.0, disable=quiet)
     self.tb = None
@@ -87,32 +87,44 @@ class Log:
         pass
     self.t_last, self.step_last = None, start
 
-  def add(self, step: int, metrics: dict, log: bool) -> None:
-    """Takes the fetched metrics of a chunk ending at `step` ([K] arrays); writes a record when `log`."""
+  def add(self, step: int, metrics: dict) -> None:
+    """Takes the fetched metrics of a chunk ending at `step` ([K] arrays, one per step) and writes a record at each
+    of its steps that `log_every` divides, with each metric's mean since the previous record. A chunk need not end
+    on a log step: on accelerators K is chosen without regard to `log_every`."""
     k = len(next(iter(metrics.values())))
     for name, v in metrics.items():
       bad = np.flatnonzero(~np.isfinite(v))
       if bad.size:
         raise Diverged(f"{name} became {v[bad[0]]} at step {step - k + bad[0] + 1}")
-    self.buffer.append(metrics)
     self.bar.update(k)
-    if not log:
-      return
-    now = time.perf_counter()
-    record = {"step": step, **{n: float(np.mean(np.concatenate([m[n] for m in self.buffer])))
-                               for n in metrics}}
-    if self.t_last is not None:
-      record["images_per_sec"] = (step - self.step_last) * self.batch_size / (now - self.t_last)
-    self.t_last, self.step_last, self.buffer = now, step, []
+    first, cut, records = step - k + 1, 0, []
+    for i in range(k):
+      if (first + i) % self.log_every == 0:
+        self.buffer.append({n: v[cut:i + 1] for n, v in metrics.items()})
+        records.append({"step": first + i, **{n: float(np.mean(np.concatenate([m[n] for m in self.buffer])))
+                                              for n in metrics}})
+        self.buffer, cut = [], i + 1
+    if cut < k:
+      self.buffer.append({n: v[cut:] for n, v in metrics.items()})
+    if records:
+      self._write(records)
+
+  def _write(self, records: list[dict]) -> None:
+    now, last = time.perf_counter(), records[-1]["step"]
+    if self.t_last is not None:  # the rate since the previous write, given to each record of this chunk
+      for record in records:
+        record["images_per_sec"] = (last - self.step_last) * self.batch_size / (now - self.t_last)
+    self.t_last, self.step_last = now, last
     if self.write:
       with self.path.open("a") as f:
-        f.write(json.dumps(record) + "\n")
-    self.records.append(record)
-    if self.tb is not None:
-      for n, v in record.items():
-        if n != "step":
-          self.tb.add_scalar(n, v, step)
-    self.bar.set_postfix({n: f"{v:.3g}" for n, v in record.items() if n != "step"}, refresh=False)
+        f.write("".join(json.dumps(record) + "\n" for record in records))
+    self.records += records
+    for record in records:
+      if self.tb is not None:
+        for n, v in record.items():
+          if n != "step":
+            self.tb.add_scalar(n, v, record["step"])
+    self.bar.set_postfix({n: f"{v:.3g}" for n, v in records[-1].items() if n != "step"}, refresh=False)
 
   def restart_clock(self, step: int) -> None:
     self.t_last, self.step_last = time.perf_counter(), step
@@ -225,14 +237,14 @@ class RunDir:
 
   def open_logs(self, start: int, quiet: bool) -> None:
     t = self.config.train
-    self.logs = [Log(d, start, t.steps, t.batch_size, quiet or not self.write or i > 0, write=self.write)
-                 for i, d in enumerate(self.dirs)]
+    self.logs = [Log(d, start, t.steps, t.batch_size, quiet or not self.write or i > 0, write=self.write,
+                     log_every=t.log_every) for i, d in enumerate(self.dirs)]
 
-  def log(self, step: int, metrics, log_now: bool) -> None:
+  def log(self, step: int, metrics) -> None:
     """Metrics of a chunk ending at `step`: [K] arrays, or [K, P] for a population."""
     for i, log in enumerate(self.logs):
       try:
-        log.add(step, metrics if self.size == 1 else {name: v[:, i] for name, v in metrics.items()}, log_now)
+        log.add(step, metrics if self.size == 1 else {name: v[:, i] for name, v in metrics.items()})
       except Diverged as e:
         raise Diverged(f"members/{i}: {e}" if self.size > 1 else str(e)) from None
 

@@ -19,9 +19,10 @@ from genjax.models.family import Family, hyperparameters
 from genjax.rundir import Diverged, RunDir
 from genjax.state import compute_in
 
-DEFAULT_STEPS_PER_DISPATCH = 16  # steps per lax.scan when train.steps_per_dispatch is 0
-__all__ = ["DEFAULT_STEPS_PER_DISPATCH", "Diverged", "Interrupted", "Result", "make_chunk", "steps_per_dispatch",
-           "train"]
+DEFAULT_STEPS_PER_DISPATCH = 16  # on CPU, steps per lax.scan when train.steps_per_dispatch is 0
+ACCELERATOR_STEPS_PER_DISPATCH = 64  # the most on GPUs and TPUs, where a small step is shorter than a dispatch
+__all__ = ["ACCELERATOR_STEPS_PER_DISPATCH", "DEFAULT_STEPS_PER_DISPATCH", "Diverged", "Interrupted", "Result",
+           "make_chunk", "steps_per_dispatch", "train", "with_precision"]
 
 
 class Interrupted(Exception):
@@ -44,23 +45,34 @@ class Result:
   images_per_sec: float
 
 
-def steps_per_dispatch(config, start_step: int = 0) -> int:
-  """Steps run by one dispatch (one `lax.scan`): DEFAULT_STEPS_PER_DISPATCH unless train.steps_per_dispatch says
-  otherwise, reduced so that K divides every interval; chunks then end on log, sample and checkpoint steps and one
-  compiled program serves the whole run. Conv models scan on CPU too because their convs' gradients are canonical
+def steps_per_dispatch(config, start_step: int = 0, backend: str | None = None) -> int:
+  """Steps run by one dispatch (one `lax.scan`), so that chunks end on every sample and checkpoint step and at the
+  end, and one compiled program serves the whole run.
+
+  On CPU: DEFAULT_STEPS_PER_DISPATCH (or train.steps_per_dispatch) reduced to divide the log interval too, as
+  measured best there. On accelerators (`backend`, default JAX's): the largest divisor of those intervals up to
+  ACCELERATOR_STEPS_PER_DISPATCH (or train.steps_per_dispatch), whatever the log interval: the loop logs each step's
+  metrics from the scan's stacked outputs. Conv models scan on CPU too because their convs' gradients are canonical
   convs (`kernels.canonical_conv`, docs/kernels.md)."""
   t = config.train
-  k = t.steps_per_dispatch or DEFAULT_STEPS_PER_DISPATCH
-  return math.gcd(k, t.steps, t.log_every, t.sample_every, t.checkpoint_every, start_step)
+  if (backend or jax.default_backend()) == "cpu":
+    k = t.steps_per_dispatch or DEFAULT_STEPS_PER_DISPATCH
+    return math.gcd(k, t.steps, t.log_every, t.sample_every, t.checkpoint_every, start_step)
+  intervals = math.gcd(t.steps, t.sample_every, t.checkpoint_every, start_step)
+  cap = t.steps_per_dispatch or ACCELERATOR_STEPS_PER_DISPATCH
+  return max(d for d in range(1, min(cap, intervals) + 1) if intervals % d == 0)
 
 
-def make_chunk(step_fn, k: int, constrain=lambda batch: batch):
+def make_chunk(step_fn, k: int, constrain=lambda batch: batch, image_shape=None):
   """A function running `k` steps on batches gathered on the device from uint8 images by index; `constrain` lays
-  out each gathered batch (parallel.Plan shards it over the devices)."""
+  out each gathered batch (parallel.Plan shards it over the devices). With `image_shape` (H, W, C) the resident
+  images are rows of H·W·C bytes, reshaped per batch into the same batches: TPU memory tiles the last two axes of
+  an array, and [N, 28, 28, 1] bytes would be padded to many times their size there (the loop does so on TPUs)."""
 
   def chunk(state, images, labels, idx_KxB, rng):
     def one(state, idx_B):
-      batch = constrain({"image": images[idx_B].astype(jnp.float32) / 255.0, "label": labels[idx_B]})
+      x = images[idx_B] if image_shape is None else images[idx_B].reshape(idx_B.shape[0], *image_shape)
+      batch = constrain({"image": x.astype(jnp.float32) / 255.0, "label": labels[idx_B]})
       return step_fn(state, batch, rng)
 
     if k == 1:  # no scan: see steps_per_dispatch
@@ -69,6 +81,19 @@ def make_chunk(step_fn, k: int, constrain=lambda batch: batch):
     return jax.lax.scan(one, state, idx_KxB)
 
   return chunk
+
+
+def with_precision(step_fn, precision: str):
+  """`step_fn` traced under jax.default_matmul_precision(precision) (config key `matmul_precision`), which sets
+  the precision of its float32 matmuls and convs; 'default' leaves them to the backend."""
+  if precision == "default":
+    return step_fn
+
+  @functools.wraps(step_fn)
+  def step(*args, **kwargs):
+    with jax.default_matmul_precision(precision):
+      return step_fn(*args, **kwargs)
+  return step
 
 
 def check_step_kwargs(family: Family, step_config) -> None:
@@ -127,9 +152,13 @@ def train(config, workdir, *, quiet: bool = False, family: Family | None = None)
     swept = population.sweep(config)
     step_fn = functools.partial(family.train_step, **{n: v for n, v in config.step.items()
                                                       if f"step.{n}" not in swept})
-    run_chunk = layout.compile(make_chunk, step_fn, k, on_trace=lambda: traces.append(1),
+    step_fn = with_precision(step_fn, config.get("matmul_precision", "default"))
+    rows = jax.default_backend() == "tpu"  # see make_chunk; elsewhere the [N, H, W, C] programs, as measured
+    chunk_fn = functools.partial(make_chunk, image_shape=ds.images.shape[1:] if rows else None)
+    run_chunk = layout.compile(chunk_fn, step_fn, k, on_trace=lambda: traces.append(1),
                                compiler_options=xla.compiler_options(xla.ynn_of(config)))
-    images, labels, step_rng = layout.put((ds.images, ds.labels, step_rng))
+    images = ds.images.reshape(n, -1) if rows else ds.images
+    images, labels, step_rng = layout.put((images, ds.labels, step_rng))
     x_test = data.load(config.data.name, "test").images[:t.num_samples // 2].astype(np.float32) / 255.0
     run.open_logs(start, quiet)
     handlers = {s: signal.signal(s, lambda signum, _: stop.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -145,11 +174,13 @@ def train(config, workdir, *, quiet: bool = False, family: Family | None = None)
         run.restart_clocks(step)
       if pending is not None:  # the previous chunk's metrics: the device is already busy with this one
         run.log(*pending)
-      pending = (step, metrics, step % t.log_every == 0)
-      stopping = parallel.agree_to_stop(bool(stop), step % t.log_every == 0 or step == t.steps)
+      pending = (step, metrics)
+      # Processes agree whether to stop at the chunks that reach a log step (the same steps on every process).
+      stopping = parallel.agree_to_stop(bool(stop), step // t.log_every > (step - k) // t.log_every
+                                        or step == t.steps)
       save_now = step % t.checkpoint_every == 0 or step == t.steps or stopping
       if save_now or step % t.sample_every == 0:
-        run.log(pending[0], jax.device_get(pending[1]), pending[2])
+        run.log(pending[0], jax.device_get(pending[1]))
         pending = None
       if step % t.sample_every == 0 or step == t.steps:
         run.save_pictures(family, state, step, sample_rng, t.num_samples, x_test)
@@ -158,7 +189,7 @@ def train(config, workdir, *, quiet: bool = False, family: Family | None = None)
       if stopping:
         raise Interrupted(stop[0] if stop else signal.SIGTERM, step)
     if pending is not None:
-      run.log(pending[0], jax.device_get(pending[1]), pending[2])
+      run.log(pending[0], jax.device_get(pending[1]))
     train_s, measured = time.perf_counter() - t0 - compile_s, step - start - k
     result = Result(state, start, step, k, len(traces), compile_s, train_s,
                     measured * t.batch_size / train_s if measured > 0 and train_s > 0 else float("nan"))

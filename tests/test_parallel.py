@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from genjax import parallel, train
+from genjax import models, parallel, train
 from genjax.errors import UserError
 from genjax.eval import restore
 
@@ -190,3 +190,17 @@ def test_generator_batchnorm_uses_global_batch_statistics():
   np.testing.assert_allclose(jax.tree.leaves(stats)[0][0], jax.tree.leaves(full_stats)[0], rtol=1e-5, atol=1e-6)
   local, _ = jax.vmap(lambda z: shard(z, None))(z.reshape(2, 4, 10))
   assert float(jnp.max(jnp.abs(local.reshape(full.shape) - full))) > 1e-2  # per-shard statistics differ
+
+
+@pytest.mark.distributed
+def test_every_model_lowers_for_gpus_and_tpus_over_two_devices():
+  """Every registered model's scanned step under `jit` and `shard_map` over 2 (simulated) devices, traced as for an
+  accelerator, lowers for CUDA and TPUs as a 2-partition program with none of the CPU kernels (tests/lowering.py)."""
+  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+  try:
+    p = subprocess.run([sys.executable, str(HERE / "lowering.py"), "jit,shard_map"], env=env, capture_output=True,
+                       text=True, timeout=TIMEOUT_S, cwd=HERE)
+  except subprocess.TimeoutExpired:
+    pytest.fail(f"lowering over 2 devices took over {TIMEOUT_S} s")
+  assert p.returncode == 0, p.stderr[-3000:]
+  assert p.stdout.count("lowered for cuda, tpu") == 2 * len(models.MODELS)

@@ -1,7 +1,9 @@
 """The training loop: compiles once, resumes bit for bit, stops on NaN, refuses foreign workdirs, saves on SIGTERM."""
 
+import functools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -9,11 +11,14 @@ import time
 import types
 
 import chex
+import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 from conftest import arrays, small_config
 
 from genjax import checkpoint, models, train
+from genjax import config as cfg
 from genjax.errors import UserError
 
 
@@ -118,3 +123,73 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path):
   step = int(err.split("SIGTERM at step ")[1].split(";")[0])
   assert checkpoint.Checkpoints(tmp_path / "checkpoints").latest_step() == step > 0
 
+
+
+@pytest.mark.parametrize("precision,want", [("default", "None"), ("highest", "HIGHEST"), ("high", "HIGH")])
+def test_matmul_precision_reaches_every_matmul_and_conv_of_the_step(precision, want):
+  """train.matmul_precision, recorded in config.json and eval.json's protocol, sets the precision of the step's
+  float32 contractions (on NVIDIA GPUs the default is TF32, on TPUs one bfloat16 pass)."""
+  c = cfg.model_config("ae")
+  family = models.get("ae")
+  batch = {"image": jnp.zeros((2, 28, 28, 1)), "label": jnp.zeros((2,), jnp.int32)}
+  state = family.init_state(jax.random.PRNGKey(0), c, batch)
+  step = train.with_precision(functools.partial(family.train_step, **c.step), precision)
+  jaxpr = str(jax.make_jaxpr(step)(state, batch, jax.random.PRNGKey(1)))
+  found = set(re.findall(r"precision=(None|\(Precision\.\w+, Precision\.\w+\))", jaxpr))
+  assert found == {want if want == "None" else f"(Precision.{want}, Precision.{want})"}, (precision, found)
+
+
+def test_an_unknown_matmul_precision_is_one_line():
+  c = small_config("ae_dense")
+  c.matmul_precision = "tf32"
+  with pytest.raises(UserError, match="matmul_precision must be one of default, high, highest, got 'tf32'"):
+    cfg.check(c)
+
+
+def test_accelerators_dispatch_many_steps_whatever_the_log_interval():
+  c = cfg.model_config("gan")  # 3000 steps, logs every 50, samples every 500, checkpoints every 1000
+  assert train.steps_per_dispatch(c, backend="cpu") == 2  # divides the log interval too, as measured best on CPU
+  assert train.steps_per_dispatch(c, backend="gpu") == 50  # the largest divisor of 500, 1000, 3000 up to 64
+  assert train.steps_per_dispatch(c, 1500, backend="tpu") == 50
+  c.train.sample_every, c.train.checkpoint_every, c.train.steps = 512, 1024, 4096
+  assert train.steps_per_dispatch(c, backend="gpu") == train.ACCELERATOR_STEPS_PER_DISPATCH == 64
+  c.train.steps_per_dispatch = 16
+  assert train.steps_per_dispatch(c, backend="gpu") == 16
+
+
+def test_a_chunk_logs_each_log_step_inside_it(tmp_path):
+  from genjax.rundir import Log
+  log = Log(tmp_path, 0, 20, batch_size=4, quiet=True, log_every=3)
+  log.add(8, {"loss": jnp.arange(1.0, 9.0)})  # steps 1..8: records at 3 and 6, steps 7, 8 wait
+  log.add(10, {"loss": jnp.array([9.0, 10.0])})  # record at 9 from steps 7..9
+  log.close()
+  records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert [(r["step"], r["loss"]) for r in records] == [(3, 2.0), (6, 5.0), (9, 8.0)]
+
+
+def test_chunks_that_cross_log_steps_log_what_one_step_per_dispatch_logs(tmp_path, monkeypatch):
+  """As on an accelerator: 4 steps per dispatch with a record every 6 steps, against one step per dispatch."""
+  c = small_config("ae_dense", steps=24, log_every=6, sample_every=12, checkpoint_every=12)
+  curves = {}
+  for k in (1, 4):
+    monkeypatch.setattr(train, "steps_per_dispatch", lambda config, start=0, backend=None, k=k: k)
+    train.train(c, tmp_path / str(k), quiet=True)
+    curves[k] = [json.loads(line) for line in (tmp_path / str(k) / "metrics.jsonl").read_text().splitlines()]
+  assert [r["step"] for r in curves[4]] == [r["step"] for r in curves[1]] == [6, 12, 18, 24]
+  for a, b in zip(curves[1], curves[4]):
+    assert abs(a["loss"] - b["loss"]) <= 1e-5 * abs(a["loss"]), (a, b)
+
+
+def test_images_resident_as_rows_give_the_same_batches_bit_for_bit():
+  """On TPUs the loop keeps the dataset as [N, H·W·C] rows (TPU memory tiles the last two axes) and reshapes each
+  gathered batch: the same batches as from [N, H, W, C]."""
+  images = np.random.default_rng(0).integers(0, 256, (64, 28, 28, 1), dtype=np.uint8)
+  labels = np.arange(64, dtype=np.int32)
+  idx = np.random.default_rng(1).permutation(64).astype(np.int32).reshape(2, 32)
+  batches = lambda state, batch, rng: (state, batch)  # the step's metrics: the batch it was given
+  _, a = jax.jit(train.make_chunk(batches, 2))(0, images, labels, idx, jax.random.PRNGKey(1))
+  _, b = jax.jit(train.make_chunk(batches, 2, image_shape=(28, 28, 1)))(0, images.reshape(64, -1), labels, idx,
+                                                                        jax.random.PRNGKey(1))
+  assert a["image"].shape == b["image"].shape == (2, 32, 28, 28, 1)
+  chex.assert_trees_all_equal(a, b)
+  np.testing.assert_allclose(a["image"][1, 3], images[idx[1, 3]] / 255.0, rtol=1e-6)

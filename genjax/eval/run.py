@@ -44,7 +44,8 @@ def evaluate_run(workdir, *, num_samples: int = NUM_SAMPLES, seed: int = 0, nll_
   dataset = run.config.data.name
   result: dict = {"model": run.config.model.name, "dataset": dataset, "kind": run.family.kind, "step": run.step,
                   "settings": settings.recorded()}
-  protocol: dict = {"dataset": dataset, "split": "test", "seed": seed, "checkpoint": str(run.workdir /
+  protocol: dict = {"dataset": dataset, "split": "test", "seed": seed,
+                    "matmul_precision": run.config.get("matmul_precision", "default"), "checkpoint": str(run.workdir /
                     "checkpoints" / str(run.step))}
   samples = None
   for block in BLOCKS:

@@ -7,7 +7,7 @@ nn.Dense(dot_general=dot_general) and nn.Conv(conv_general_dilated=conv_hook(imp
 `batch_norm_train`. What each kernel was measured to gain: docs/kernels.md.
 """
 
-from genjax.kernels.backend import enabled
+from genjax.kernels.backend import enabled, platform
 from genjax.kernels.conv import (
            CONV_IMPLS,
            DN,
@@ -31,4 +31,4 @@ from genjax.kernels.norm import batch_norm_train, channel_sums
 __all__ = ["CONV_IMPLS", "DN", "LOW_PRECISION", "TAPS_MAX_FEATURES", "batch_norm_train", "canonical_conv",
            "channel_sums", "conv_4x4_stride2", "conv_general_dilated", "conv_hook", "conv_taps", "conv_transpose",
            "conv_transpose_4x4_s2", "dot_general", "enabled", "explicit_pads", "patches", "same_padding",
-           "space_to_depth", "taps_pays", "xla_conv"]
+           "platform", "space_to_depth", "taps_pays", "xla_conv"]
