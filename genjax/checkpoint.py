@@ -58,13 +58,13 @@ def digest(tree) -> str:
 
 
 class Checkpoints:
-  """Checkpoints of one run under `directory/<step>/`. `owner`: the training run, which holds the workdir's lock
-  and so may remove temporary directories that an interrupted save left; readers (evaluation) leave them, since a
-  running save may be writing them.
+  """Checkpoints of one run under `directory/<step>/`.
 
-  Each save also records a digest of its arrays in `directory/../checkpoint-digests.json`, and a restore checks the
-  arrays it read against it: Orbax's files carry no checksum, so a flipped bit in an array's bytes would otherwise
-  restore silently. Checkpoints saved without a digest (before it existed) restore unchecked."""
+  `owner`: the writing process of the training run, which holds the workdir's lock. It removes temporary
+  directories that an interrupted save left (readers such as evaluation leave them: a running save may be writing
+  them), and records a digest of each save's arrays in `directory/../checkpoint-digests.json`. Every restore checks
+  the arrays it read against that digest: Orbax's files carry no checksum, so a flipped bit in an array's bytes would
+  otherwise restore silently. Checkpoints saved without a digest restore unchecked."""
 
   def __init__(self, directory, max_to_keep: int = 3, *, owner: bool = False):
     self.directory = pathlib.Path(directory).resolve()
@@ -73,6 +73,7 @@ class Checkpoints:
     # The handler named up front, so a manager opened on an existing directory can read the saved metadata.
     self.manager = ocp.CheckpointManager(self.directory, options=options,
                                          item_handlers=ocp.StandardCheckpointHandler())
+    self.owner = owner
     self.pending: int | None = None  # the step whose async save may still be running
     self.digests_path = self.directory.parent / "checkpoint-digests.json"
 
@@ -92,9 +93,10 @@ class Checkpoints:
     """Starts an async save. The tree is copied to host memory first, so the caller may donate `state` next. A
     previous save that failed for want of disk raises WriteFailed here (Orbax reports it when the next starts)."""
     tree = jax.tree.map(lambda a: np.array(a, copy=True), serialization.to_state_dict(state))
-    keep = {str(s) for s in saved_steps(self.directory)} | {str(self.pending)}
-    digests = {s: d for s, d in self.digests().items() if s in keep}
-    provenance.write_json(self.digests_path, {**digests, str(step): digest(tree)})
+    if self.owner:
+      keep = {str(s) for s in saved_steps(self.directory)} | {str(self.pending)}
+      digests = {s: d for s, d in self.digests().items() if s in keep}
+      provenance.write_json(self.digests_path, {**digests, str(step): digest(tree)})
     try:
       self.manager.save(step, args=ocp.args.StandardSave(tree))
     except Exception as e:

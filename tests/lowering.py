@@ -1,7 +1,9 @@
-"""Lowering every registered model's scanned training step for GPUs and TPUs from this CPU (tests/test_models.py),
-in-process on one device or, run as a script under simulated devices, over 2 devices with `jit` and `shard_map`:
+"""Lowering every registered model's scanned training step for GPUs and TPUs from this CPU: in float32 on one
+device in `make test` (tests/test_models.py), and, run as a script under 2 simulated devices (`make
+test-distributed`, tests/test_parallel.py), in bfloat16, as a population of 2, and with `jit` and `shard_map` over
+both devices:
 
-    XLA_FLAGS=--xla_force_host_platform_device_count=2 python tests/lowering.py jit,shard_map
+    XLA_FLAGS=--xla_force_host_platform_device_count=2 python tests/lowering.py
 """
 
 import functools
@@ -40,17 +42,23 @@ def lower(name: str, dtype: str = "float32", population_size: int = 1, strategy:
   return found, {p: traced.lower(lowering_platforms=(p,)).as_text() for p in PLATFORMS}
 
 
-def main(strategies: str) -> int:
+VARIANTS = {"bfloat16": dict(dtype="bfloat16"), "population": dict(population_size=2),
+            "jit": dict(strategy="jit"), "shard_map": dict(strategy="shard_map")}
+
+
+def main() -> int:
   assert jax.device_count() == 2, jax.devices()
-  for strategy in strategies.split(","):
+  for variant, kwargs in VARIANTS.items():
     for name in sorted(MODELS):
-      found, texts = lower(name, strategy=strategy)
-      assert not found, f"{name} under {strategy}: CPU kernels {found} in an accelerator's program"
+      found, texts = lower(name, **kwargs)
+      assert not found, f"{name} ({variant}): CPU kernels {found} in an accelerator's program"
       for p, text in texts.items():
-        assert "num_partitions = 2" in text or "mhlo.num_partitions = 2" in text, (name, strategy, p)
-      print(f"{strategy} {name}: lowered for {', '.join(texts)}", flush=True)
+        assert text.startswith("module @jit_") and "stablehlo.while" in text, (name, variant, p)
+        if "strategy" in kwargs:
+          assert "mhlo.num_partitions = 2" in text, (name, variant, p)
+      print(f"{variant} {name}: lowered for {', '.join(texts)}", flush=True)
   return 0
 
 
 if __name__ == "__main__":
-  sys.exit(main(sys.argv[1]))
+  sys.exit(main())

@@ -123,3 +123,26 @@ def test_a_full_disk_while_writing_pictures_or_metrics_is_one_line(tmp_path, mon
   with pytest.raises(checkpoint.WriteFailed, match=r"^cannot write .*_000004.png: No space left on device; "
                                                    "no checkpoint was saved"):
     train.train(small_config("ae_dense"), tmp_path, quiet=True)
+
+
+def test_a_flipped_byte_in_an_array_is_caught_by_the_digest(tmp_path):
+  """Orbax reads a checkpoint whose array bytes changed without complaint; the owner's digest catches it."""
+  state, _ = _state("ae_dense")
+  for owner in (False, True):
+    ck = checkpoint.Checkpoints(tmp_path / str(owner) / "checkpoints", owner=owner)
+    ck.save(7, state)
+    ck.wait()
+    ck.close()
+    assert (tmp_path / str(owner) / "checkpoint-digests.json").exists() == owner
+    step_dir = tmp_path / str(owner) / "checkpoints" / "7"
+    victim = max((p for p in step_dir.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    reader = checkpoint.Checkpoints(tmp_path / str(owner) / "checkpoints")
+    if owner:
+      with pytest.raises(UserError, match="arrays differ from the digest recorded when it was saved"):
+        reader.restore(state, 7)
+    else:
+      reader.restore(state, 7)  # no digest: what Orbax alone does, silently
+    reader.close()

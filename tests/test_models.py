@@ -140,17 +140,16 @@ def test_gan_step_updates_discriminator_and_generator():
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_scanned_step_lowers_for_gpus_and_tpus_without_the_cpu_kernels(name):
-  """Traced as for an accelerator (kernels.platform), every model's scanned step, in float32, in bfloat16 and as a
-  population of 2, lowers for CUDA and for TPUs from this CPU, with none of the CPU kernels in it; traced for the
-  CPU, the conv models have them (so the check can fail). Over 2 devices: test_parallel.py."""
+  """Traced as for an accelerator (kernels.platform), every model's scanned float32 step lowers for CUDA and for
+  TPUs from this CPU, with none of the CPU kernels in it; traced for the CPU, the conv models have them (so the
+  check can fail). bfloat16, a population and 2 devices: test_parallel.py (make test-distributed)."""
   import lowering
-  for dtype, population_size in (("float32", 1), ("bfloat16", 1), ("float32", 2)):
-    found, texts = lowering.lower(name, dtype, population_size)
-    assert not found, f"CPU kernels {found} in the accelerator program of {name} ({dtype}, P={population_size})"
-    for platform, text in texts.items():
-      assert text.startswith("module @jit_") and "stablehlo.while" in text, (name, platform)
+  found, texts = lowering.lower(name)
+  assert not found, f"CPU kernels {found} in the accelerator program of {name}"
+  for platform, text in texts.items():
+    assert text.startswith("module @jit_") and "stablehlo.while" in text, (name, platform)
   if name in ("ae", "vae", "gan") and kernels.enabled():
     c = cfg.model_config(name)
-    family, batch, state, _ = _setup(name)[:4]
+    family, _, batch, state, _ = _setup(name)
     jaxpr = str(jax.make_jaxpr(functools.partial(family.train_step, **c.step))(state, batch, jax.random.PRNGKey(0)))
     assert set(lowering.CPU_KERNELS) & set(re.findall(r"custom_vjp_call\[\s*name=(\w+)", jaxpr))

@@ -58,19 +58,27 @@ def restore_target(family, config, image_shape) -> object:
   return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), abstract)
 
 
-def load_run(workdir, step: int | None = None) -> Run:
-  """Restores `step` (default: the latest checkpoint) of the run in `workdir`."""
+def load_run(workdir, step: int | None = None, attempts: int = 5) -> Run:
+  """Restores `step` (default: the latest checkpoint) of the run in `workdir`. A run that is still training may
+  delete the latest checkpoint while it is read (`train.max_to_keep`): the newest one is then read again, up to
+  `attempts` times."""
   workdir = pathlib.Path(workdir)
   if not workdir.is_dir():
     raise UserError(f"no run directory {workdir}")
   config, image_shape = _read_config(workdir)
   family = models.get(config.model.name)
-  ckpts = checkpoint.Checkpoints(workdir / "checkpoints")
-  try:
-    step = ckpts.latest_step() if step is None else step
-    if step is None:
-      raise UserError(f"{workdir} has no checkpoint yet; train it first with make train MODEL={config.model.name}")
-    state = ckpts.restore(restore_target(family, config, image_shape), step)
-  finally:
-    ckpts.close()
-  return Run(workdir, config, family, state, int(step), image_shape)
+  target = restore_target(family, config, image_shape)
+  for attempt in range(attempts):
+    ckpts, chosen = checkpoint.Checkpoints(workdir / "checkpoints"), None  # anew: it lists the steps there are now
+    try:
+      chosen = ckpts.latest_step() if step is None else step
+      if chosen is None:
+        raise UserError(f"{workdir} has no checkpoint yet; train it first with make train MODEL={config.model.name}")
+      state = ckpts.restore(target, chosen)
+      return Run(workdir, config, family, state, int(chosen), image_shape)
+    except UserError:
+      gone = chosen is not None and not (workdir / "checkpoints" / str(chosen)).exists()
+      if step is not None or not gone or attempt == attempts - 1:
+        raise
+    finally:
+      ckpts.close()
