@@ -16,7 +16,9 @@ record holds:
 - flops_per_image: XLA's cost analysis of the one-step program, divided by the batch (a `lax.scan` body is counted
   once by the cost analysis, so the scan modes reuse the one-step count);
 - pct_of_peak: achieved FLOP/s over the measured peak, a large float32 matmul timed in the same run;
-- peak_memory_bytes: the device's peak, where the backend reports it (GPUs; not XLA:CPU).
+- peak_memory_bytes: the peak memory of the measured program itself, from XLA's buffer assignment (arguments,
+  outputs and temporaries live at once; donated buffers once): per model, dtype and mode, on every backend, and not
+  the process's running maximum, which earlier programs (the matmul peak's 8192^2 test) would set. None under pmap.
 
 The PyTorch reference (benchmarks/torch_ref.py; `pip install -e '.[bench]'`, torch 2.13.0, CPU build) runs the same
 architectures, optimizer and batch, eager and under `torch.compile`, for the models it implements. Each genjax record
@@ -51,7 +53,7 @@ from genjax import parallel, population, xla  # noqa: E402
 from genjax.eval.provenance import cpu_name, environment, write_json, write_text  # noqa: E402
 from genjax.models import MODELS  # noqa: E402
 from genjax.state import compute_in  # noqa: E402
-from genjax.train import DEFAULT_STEPS_PER_DISPATCH, make_chunk  # noqa: E402
+from genjax.train import DEFAULT_STEPS_PER_DISPATCH, make_chunk, steps_per_dispatch  # noqa: E402
 
 BATCHES = (64, 128, 256, 512, 1024, 2048)
 MODES = {"step": 1, "scan16": 16}
@@ -86,9 +88,18 @@ def matmul_peak(dtype=jnp.float32, min_seconds: float = 2.0) -> float:
   return 2 * n ** 3 / t / 1e9
 
 
-def peak_memory() -> int | None:
-  stats = jax.devices()[0].memory_stats() or {}
-  return stats.get("peak_bytes_in_use")
+def program_memory(compiled) -> int | None:
+  """The peak bytes of one compiled program by XLA's memory analysis, or None where the backend gives none."""
+  try:
+    m = compiled.memory_analysis()
+  except (AttributeError, NotImplementedError, RuntimeError):
+    return None
+  if m is None:
+    return None
+  peak = getattr(m, "peak_memory_in_bytes", 0)
+  if peak:
+    return int(peak)
+  return int(m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes - m.alias_size_in_bytes)
 
 
 def _flops(compiled) -> float | None:
@@ -134,7 +145,7 @@ class JaxModel:
     program = (mode, dtype, strategy, members, ynn or self.ynn)
     first_call_s = None
     if program in self._programs:  # a later round of the same measurement
-      compiled, flops, compile_s = self._programs[program]
+      compiled, flops, compile_s = self._programs[program][:3]
     else:
       fn = layout.compile(make_chunk, step, k, compiler_options=xla.compiler_options(ynn or self.ynn))
       t = time.perf_counter()
@@ -159,12 +170,15 @@ class JaxModel:
     if first_call_s is not None:
       compile_s = max(first_call_s - seconds, 0.0)
     self._programs[program] = compiled, flops, compile_s
+    memory = program_memory(compiled) if hasattr(compiled, "memory_analysis") else None
     return {"images_per_sec": self.batch * k / seconds, "compile_s": compile_s, "repeats": repeats,
-            "flops_per_step": flops if k == 1 else None, "devices": layout.devices}
+            "flops_per_step": flops if k == 1 else None, "devices": layout.devices, "peak_memory_bytes": memory}
 
 
 def dispatch_mode() -> str:
-  """The mode `make train` uses (train.steps_per_dispatch's automatic choice)."""
+  """The mode of the most steps per dispatch that `make train` uses on CPU (train.DEFAULT_STEPS_PER_DISPATCH). A
+  model's default run may use fewer, to divide its intervals: each record's `train_steps_per_dispatch` says how
+  many."""
   return next(mode for mode, k in MODES.items() if k == DEFAULT_STEPS_PER_DISPATCH)
 
 
@@ -232,7 +246,8 @@ def run(models, batches, modes, torch_modes, min_seconds: float, log=print, dtyp
   for name in models:
     for batch in batches:
       base = {"model": name, "batch": batch, "dtype": "float32", "matmul_precision": PRECISION, "devices": 1,
-              "device_kind": device.device_kind, "peak_gflops": peak}
+              "device_kind": device.device_kind, "peak_gflops": peak,
+              "train_steps_per_dispatch": steps_per_dispatch(cfg.model_config(name))}
       try:
         m = JaxModel(name, batch)
       except Exception as e:  # noqa: BLE001 -- a model that cannot run at this batch is reported, not fatal
@@ -268,7 +283,8 @@ def run(models, batches, modes, torch_modes, min_seconds: float, log=print, dtyp
         if rounds > 1:
           rec["round_images_per_sec"] = [r["images_per_sec"] for r in rs]
         if framework == "genjax":
-          rec.update(xla_cpu_ynn=m.ynn if jax.default_backend() == "cpu" else None, peak_memory_bytes=peak_memory())
+          rec.update(xla_cpu_ynn=m.ynn if jax.default_backend() == "cpu" else None,
+                     peak_memory_bytes=rs[0].get("peak_memory_bytes"))
         else:
           rec["peak_memory_bytes"] = None
         here.append(rec)

@@ -31,13 +31,19 @@ def test_a_quick_run_writes_records_with_every_field(tmp_path, capsys):
   assert {(r["mode"], r["batch"]) for r in result["records"]} == {("step", 32), ("scan16", 32)}
   for r in result["records"]:
     for key in ("model", "framework", "mode", "batch", "dtype", "devices", "images_per_sec", "compile_s",
-                "flops_per_image", "pct_of_peak", "peak_gflops", "device_kind"):
+                "flops_per_image", "pct_of_peak", "peak_gflops", "device_kind", "matmul_precision"):
       assert key in r, key
     assert r["images_per_sec"] > 0 and 0 < r["pct_of_peak"] < 100
     # the experiment's XLA:CPU kernel choice (genjax/configs/ae_linear.py: no YNNPACK) is what was timed
     assert r["xla_cpu_ynn"] == ("none" if jax.default_backend() == "cpu" else None)
     # pct_of_peak is what images/s and FLOPs/image say it is
     assert math.isclose(r["pct_of_peak"], 100 * r["images_per_sec"] * r["flops_per_image"] / (r["peak_gflops"] * 1e9))
+    # the program's own peak memory: at least its state (the linear AE's two [784, 16] matrices, Adam's two moments
+    # of each, float32) and its resident images, and not the process's maximum after the 2048^2 peak test
+    state = 3 * 2 * 784 * 16 * 4
+    assert state + suite.POOL * 784 <= r["peak_memory_bytes"] < 2048 * 2048 * 4, r["peak_memory_bytes"]
+    if jax.default_backend() == "cpu":  # make train's K for ae_linear's intervals (400, 1000, ...)
+      assert r["train_steps_per_dispatch"] == 16
   # the linear AE's matmuls, each 2 x 784 x 16 flops per image: two forward, two weight gradients and the gradient
   # of the code (the pixels need none); plus the loss and Adam's elementwise work, shared by the batch
   matmuls = 5 * 2 * 784 * 16
