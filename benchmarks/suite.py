@@ -285,8 +285,8 @@ def run(models, batches, modes, torch_modes, min_seconds: float, log=print, dtyp
         if framework == "genjax":
           rec.update(xla_cpu_ynn=m.ynn if jax.default_backend() == "cpu" else None,
                      peak_memory_bytes=rs[0].get("peak_memory_bytes"))
-        else:
-          rec["peak_memory_bytes"] = None
+        else:  # each framework's record names the device it ran on
+          rec.update(peak_memory_bytes=None, torch_device=rs[0].get("torch_device", "cpu"))
         here.append(rec)
       # Every record of this model and batch gets the one-step program's FLOP count (PyTorch does the same work).
       for rec in here:  # against the peak of the record's own dtype

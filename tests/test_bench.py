@@ -146,7 +146,7 @@ def test_rounds_alternate_frameworks_and_report_medians(tmp_path, monkeypatch):
   result = json.loads(path.read_text())
   assert result["rounds"] == 3
   ours, theirs = result["records"]
-  assert theirs["framework"] == "pytorch" and theirs["images_per_sec"] == 2000.0
+  assert theirs["framework"] == "pytorch" and theirs["images_per_sec"] == 2000.0 and theirs["torch_device"] == "cpu"
   assert theirs["round_images_per_sec"] == [1000.0, 4000.0, 2000.0]  # median 2000, mean 2333
   assert ours["images_per_sec"] == sorted(ours["round_images_per_sec"])[1]
   assert ours["vs_pytorch_eager"] == ours["images_per_sec"] / 2000.0
@@ -185,3 +185,16 @@ def test_torch_compile_is_fresh_for_each_measurement(monkeypatch):
   for batch in (8, 16, 24):
     assert torch_ref.measure("ae_linear", batch, "compile", 0.0)["images_per_sec"] > 0
   assert torch._dynamo.config.fail_on_recompile_limit_hit
+
+
+def test_pytorch_runs_on_the_device_torch_sees():
+  """PyTorch's parameters, random draws and resident data all live on torch_ref.device() (the GPU where torch sees
+  CUDA), and the record says which."""
+  torch = pytest.importorskip("torch", reason="the PyTorch reference needs the bench extra (make bench installs it)")
+  import torch_ref
+  assert torch_ref.device() == ("cuda" if torch.cuda.is_available() else "cpu")
+  r = torch_ref.measure("vae_dense", 16, "eager", 0.05)
+  assert r["torch_device"] == torch_ref.device() and r["images_per_sec"] > 0
+  with torch.device(torch_ref.device()):
+    model = torch_ref.MODELS["gan_mlp"]("gan_mlp")
+  assert {p.device.type for m in model.modules for p in m.parameters()} == {torch_ref.device()}
