@@ -1,6 +1,6 @@
 """The PyTorch reference of the benchmark suite: the same architectures, optimizer and batch as genjax's default
 configs, trained the same way, eager or under `torch.compile`. Needs the bench extra (`pip install -e '.[bench]'`:
-torch 2.13.0, the CPU build).
+torch 2.13.0). It runs on the GPU when torch sees CUDA, as genjax does there, and each record names the device.
 
 Each model mirrors its genjax counterpart layer for layer (same shapes, activations, losses, Adam settings), and each
 step does the same work: the batch is gathered from resident uint8 images by index and scaled to [0, 1]. The GANs
