@@ -128,6 +128,7 @@ def run(argv) -> int:
 
   from genjax import parallel, train
   from genjax.eval import provenance
+  parallel.initialize_distributed(config.get("distributed", False))  # before anything touches the backend
   if parallel.is_main():
     print(f"genjax: training {config.model.name} on {config.data.name}, on {provenance.device_name()}", flush=True)
     unused = provenance.unused_accelerator()

@@ -51,3 +51,20 @@ def test_user_error_in_a_real_process_has_no_traceback():
   proc = _cli("train", "--model", "nope")
   assert proc.returncode == 2
   assert proc.stderr.strip() == f"genjax: error: unknown model 'nope'; available: {', '.join(sorted(MODELS))}"
+
+
+def test_a_multi_process_run_joins_the_runtime_before_the_first_line(tmp_path):
+  """The first line names the devices, which starts JAX's backend: the CLI joins the multi-process runtime before
+  it (jax.distributed.initialize refuses to run after). One process over gloo, through $GENJAX_COORDINATOR."""
+  import socket
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "GENJAX_COORDINATOR": f"127.0.0.1:{port}",
+         "GENJAX_NUM_PROCESSES": "1", "GENJAX_PROCESS_ID": "0"}
+  proc = subprocess.run([sys.executable, "-m", "genjax.main", "train", "--model", "ae_dense", "--workdir",
+                         str(tmp_path), "--quiet", "--config.data.train_limit=512", "--config.train.steps=8",
+                         "--config.train.log_every=8", "--config.train.sample_every=8",
+                         "--config.train.checkpoint_every=8"], capture_output=True, text=True, timeout=240, env=env)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert proc.stdout.startswith("genjax: training ae_dense on mnist, on 1 x ")
