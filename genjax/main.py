@@ -6,6 +6,7 @@ import argparse
 import os
 import pathlib
 import sys
+import threading
 
 USAGE = """python -m genjax.main train --model NAME [--dataset NAME] [--workdir DIR] [--config FILE|NAME] [--quiet]
                                   [--config.SECTION.KEY=VALUE ...]
@@ -143,16 +144,28 @@ def run(argv) -> int:
   return 0
 
 
+def _quiet_closed_loop(hook):
+  """`hook` (sys.excepthook) but for RuntimeError('Event loop is closed'): Orbax's background callbacks raise it
+  into TensorStore's threads once a checkpoint manager has closed its loop, harmlessly, and the traceback Python
+  prints for it would be mistaken for a failure."""
+  def quiet(kind, value, tb):
+    if not (kind is RuntimeError and str(value) == "Event loop is closed"):
+      hook(kind, value, tb)
+  return quiet
+
+
 def main(argv=None) -> int:
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  sys.excepthook = _quiet_closed_loop(sys.__excepthook__)
   from genjax.errors import UserError
   try:
     return run(sys.argv[1:] if argv is None else argv)
   except UserError as e:
     print(f"genjax: error: {e}", file=sys.stderr)
-    # The error is said in one line: Orbax's and TensorStore's abandoned reads and writes can still raise while
-    # the interpreter shuts down, which Python would print after it as "Exception ignored in ...".
+    # The error is said in one line: Orbax's, TensorStore's and TensorBoard's abandoned reads, writes and flushes
+    # can still raise in their threads or at exit, which Python would print after it.
     sys.unraisablehook = lambda _: None
+    threading.excepthook = lambda _: None
     return 2
   except KeyboardInterrupt:
     print("genjax: interrupted before training started; nothing was saved", file=sys.stderr)
@@ -166,4 +179,11 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  code = main()
+  if code == 2:
+    # After a user error the process has nothing left to do, and Orbax's and TensorStore's threads can still print
+    # teardown tracebacks at exit (some past any Python hook), which would bury the one-line message: leave now.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+  sys.exit(code)

@@ -286,8 +286,10 @@ class RunDir:
                                   "was removed: free space, then run again to resume")
 
   def close(self, check: bool = True) -> None:
-    """Waits for the running saves (WriteFailed if one failed, unless `check` is False because the run is already
-    failing), closes the logs and releases the workdir's locks."""
+    """Waits for the running saves, closes the logs (TensorBoard's last flush) and releases the workdir's locks.
+    A save or flush that failed raises (WriteFailed for a full disk), unless `check` is False because the run is
+    already failing with an error of its own."""
+    failed = []
     try:
       for c in self.__dict__.get("ckpts", []):
         try:
@@ -299,9 +301,14 @@ class RunDir:
           c.close()
     finally:
       for log in self.logs:
-        log.close()
+        try:
+          log.close()
+        except OSError as e:
+          failed.append(e)
       lock.release_all(self.locks)
       self.locks = []
+    if failed and check:
+      raise self.write_failed(failed[0]) or failed[0]
 
   def finish(self, result) -> None:
     """The learning curves, and this run's time added to timing.json."""
