@@ -144,19 +144,8 @@ def run(argv) -> int:
   return 0
 
 
-def _quiet_closed_loop(hook):
-  """`hook` (sys.excepthook) but for RuntimeError('Event loop is closed'): Orbax's background callbacks raise it
-  into TensorStore's threads once a checkpoint manager has closed its loop, harmlessly, and the traceback Python
-  prints for it would be mistaken for a failure."""
-  def quiet(kind, value, tb):
-    if not (kind is RuntimeError and str(value) == "Event loop is closed"):
-      hook(kind, value, tb)
-  return quiet
-
-
 def main(argv=None) -> int:
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  sys.excepthook = _quiet_closed_loop(sys.__excepthook__)
   from genjax.errors import UserError
   try:
     return run(sys.argv[1:] if argv is None else argv)
