@@ -6,16 +6,24 @@
 
 For each model, batch size and dispatch mode it times the training loop's own jitted chunk (`train.make_chunk`: the
 batch gathered on the device from resident uint8 images, the state donated) on synthetic data, so neither TensorFlow
-nor TFDS is needed. Modes: `step` runs one training step per dispatch, `scan16` runs 16 under `lax.scan`. Each
-record holds:
+nor TFDS is needed. Modes: `step` runs one training step per dispatch, `scan16` runs 16 under `lax.scan`, and
+`train` as many as `make train` runs for the model's default config on this backend (`train.steps_per_dispatch`:
+on CPU at most 16, cut to divide the log interval; on GPUs and TPUs up to 64); each record's `steps_per_dispatch`
+says how many it timed. Each record holds:
 
-- images_per_sec: the median of repeated timed dispatches, after a warm-up; train.batch_size images per step (as
-  `make train` counts them). With `--rounds R`, genjax and PyTorch are each measured R times, alternating, and the
+- images_per_sec: the median over repeated timed windows, after a warm-up; train.batch_size images per step (as
+  `make train` counts them). A window dispatches at least 16 steps (16 dispatches in `step` mode) and then waits
+  for the last one, as the training loop does, so that on an accelerator it times the steps and not a host-device
+  round trip per dispatch. With `--rounds R`, genjax and PyTorch are each measured R times, alternating, and the
   record holds the median of the R rounds (each round's in round_images_per_sec);
 - compile_s: lowering and compiling, measured apart;
 - flops_per_image: XLA's cost analysis of the one-step program, divided by the batch (a `lax.scan` body is counted
-  once by the cost analysis, so the scan modes reuse the one-step count);
-- pct_of_peak: achieved FLOP/s over the measured peak, a large float32 matmul timed in the same run;
+  once by the cost analysis, so the scan modes reuse the one-step count). `flops_source` says which program: the
+  compiled one, or the lowered (unoptimized) one where the compiled count is missing or under half of it, as on
+  GPUs, whose compiled programs call cuDNN and cuBLAS in custom calls that the cost analysis does not count;
+- pct_of_peak: achieved FLOP/s over the measured matmul peak of the record's dtype, timed in the same run: float32
+  at the configs' `matmul_precision` (on NVIDIA GPUs 'default' is TF32; the header also gives the full-float32
+  peak, `peak_float32_highest_gflops`, on accelerators), and bfloat16 with float32 accumulation;
 - peak_memory_bytes: the peak memory of the measured program itself, from XLA's buffer assignment (arguments,
   outputs and temporaries live at once; donated buffers once): per model, dtype and mode, on every backend, and not
   the process's running maximum, which earlier programs (the matmul peak's 8192^2 test) would set. None under pmap.
@@ -46,17 +54,17 @@ import numpy as np
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from timing import timed  # noqa: E402 -- benchmarks/timing.py
+from timing import WINDOW_STEPS, timed  # noqa: E402 -- benchmarks/timing.py
 
 from genjax import config as cfg  # noqa: E402
 from genjax import parallel, population, xla  # noqa: E402
 from genjax.eval.provenance import cpu_name, environment, write_json, write_text  # noqa: E402
 from genjax.models import MODELS  # noqa: E402
 from genjax.state import compute_in  # noqa: E402
-from genjax.train import DEFAULT_STEPS_PER_DISPATCH, make_chunk, steps_per_dispatch  # noqa: E402
+from genjax.train import make_chunk, steps_per_dispatch, with_precision  # noqa: E402
 
 BATCHES = (64, 128, 256, 512, 1024, 2048)
-MODES = {"step": 1, "scan16": 16}
+MODES = {"step": 1, "scan16": 16, "train": None}  # None: make train's steps per dispatch (train.steps_per_dispatch)
 # The scale-out section (issue 6): data-parallel strategies side by side, and population cost, on these models.
 # The models' configs leave matmul_precision at the backend's default; every record says so.
 PRECISION = cfg.base().matmul_precision
@@ -75,14 +83,13 @@ def versions() -> dict:
   return out
 
 
-def matmul_peak(dtype=jnp.float32, min_seconds: float = 2.0) -> float:
+def matmul_peak(dtype=jnp.float32, min_seconds: float = 2.0, precision: str = PRECISION) -> float:
   """GFLOP/s of a large square matmul at its fastest repeat: the measured peak the models are compared with.
-  Products accumulate in float32, as matmul units do for bfloat16 and as nets.Dense asks for: on the 2-core EPYC
-  (AVX512_BF16) a bfloat16 matmul with a bfloat16 result ran at 180 GFLOP/s and one accumulating in float32 at
-  332-397."""
+  Products accumulate in float32, as matmul units do for bfloat16 and as nets.Dense asks for. `precision` is a
+  `matmul_precision` ('default': the backend's, TF32 for float32 on NVIDIA GPUs; 'highest': full float32)."""
   n = 2048 if jax.default_backend() == "cpu" else 8192
   a = jax.random.normal(jax.random.PRNGKey(0), (n, n), dtype)
-  f = jax.jit(lambda a: jnp.matmul(a, a, preferred_element_type=jnp.float32))
+  f = jax.jit(with_precision(lambda a: jnp.matmul(a, a, preferred_element_type=jnp.float32), precision))
   f(a).block_until_ready()
   t, _ = timed(lambda: f(a).block_until_ready(), min_seconds, stat=min)
   return 2 * n ** 3 / t / 1e9
@@ -102,11 +109,25 @@ def program_memory(compiled) -> int | None:
   return int(m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes - m.alias_size_in_bytes)
 
 
-def _flops(compiled) -> float | None:
-  cost = compiled.cost_analysis()
+def _cost_flops(stage) -> float | None:
+  try:
+    cost = stage.cost_analysis()
+  except (AttributeError, NotImplementedError, RuntimeError):
+    return None
   if isinstance(cost, (list, tuple)):
     cost = cost[0] if cost else None
-  return float(cost["flops"]) if cost and "flops" in cost else None
+  return float(cost["flops"]) if cost and cost.get("flops") else None
+
+
+def program_flops(lowered, compiled) -> tuple[float | None, str | None]:
+  """(FLOPs of one run of the program, which program counted them): the compiled program's count, unless it is
+  missing or under half of the lowered program's. On GPUs the compiled program's convolutions and matmuls are
+  custom calls into cuDNN and cuBLAS, which XLA's cost analysis counts as nothing; the lowered (StableHLO)
+  program still has them as convolutions and dot products, before fusion and simplification."""
+  done, before = _cost_flops(compiled), _cost_flops(lowered)
+  if done is not None and (before is None or done >= 0.5 * before):
+    return done, "compiled"
+  return (before, "lowered") if before is not None else (None, None)
 
 
 class JaxModel:
@@ -124,14 +145,16 @@ class JaxModel:
     self.example = {"image": jnp.zeros((2, 28, 28, 1)), "label": jnp.zeros((2,), jnp.int32)}
     self.state = self.family.init_state(jax.random.PRNGKey(0), c, self.example)
     self.ynn = xla.ynn_of(c)  # YNNPACK's share of the CPU program, as `make train` compiles it
-    self._programs = {}  # measure()'s arguments -> (compiled program, FLOPs per step, compile_s): one compile each
+    self.train_k = steps_per_dispatch(c)  # make train's steps per dispatch, on this backend
+    self._programs = {}  # measure()'s arguments, K for the mode -> (compiled, FLOPs per step, source, compile_s)
 
   def measure(self, mode: str, min_seconds: float, dtype: str = "float32", strategy: str = "none",
               members: int = 1, ynn: str | None = None) -> dict:
     """The training loop's chunk as `make train` builds it: `strategy` lays it out (parallel.Plan), `dtype` is the
     compute dtype, `members` > 1 trains a vmapped population, and `ynn` overrides the config's xla_cpu_ynn."""
-    k = MODES[mode]
-    step = functools.partial(self.family.train_step, **self.config.step)
+    k = MODES[mode] or self.train_k
+    step = with_precision(functools.partial(self.family.train_step, **self.config.step),
+                          self.config.get("matmul_precision", "default"))
     state = self.state
     if members > 1:
       step = population.step(step, members, {})
@@ -142,18 +165,20 @@ class JaxModel:
     state = layout.put(jax.tree.map(jnp.copy, compute_in(state, dtype)))
     images, labels, key = layout.put((self.images, self.labels, jax.random.PRNGKey(1)))
     idx = layout.put_indices(np.random.default_rng(1).integers(0, POOL, (k, self.per_step), dtype=np.int32))
-    program = (mode, dtype, strategy, members, ynn or self.ynn)
+    program = (k, dtype, strategy, members, ynn or self.ynn)  # `train` reuses step's or scan16's when K is the same
     first_call_s = None
     if program in self._programs:  # a later round of the same measurement
-      compiled, flops, compile_s = self._programs[program][:3]
+      compiled, flops, source, compile_s = self._programs[program]
     else:
       fn = layout.compile(make_chunk, step, k, compiler_options=xla.compiler_options(ynn or self.ynn))
       t = time.perf_counter()
       if hasattr(fn, "lower"):
-        compiled = fn.lower(state, images, labels, idx, key).compile()
-        compile_s, flops = time.perf_counter() - t, _flops(compiled)
+        lowered = fn.lower(state, images, labels, idx, key)
+        compiled = lowered.compile()
+        compile_s = time.perf_counter() - t
+        flops, source = program_flops(lowered, compiled)
       else:  # pmap compiles on its first call: that call's time, less a dispatch's, is reported as compile time
-        compiled, flops = fn, None
+        compiled, flops, source = fn, None, None
         state, metrics = compiled(state, images, labels, idx, key)
         jax.block_until_ready(metrics)
         first_call_s = time.perf_counter() - t
@@ -161,25 +186,23 @@ class JaxModel:
       state, metrics = compiled(state, images, labels, idx, key)
     jax.block_until_ready(metrics)
 
-    def once():
+    dispatches = max(1, -(-WINDOW_STEPS // k))  # per timed window; the loop waits only for the last
+
+    def window():
       nonlocal state
-      state, m = compiled(state, images, labels, idx, key)
+      for _ in range(dispatches):
+        state, m = compiled(state, images, labels, idx, key)
       jax.block_until_ready(m)
 
-    seconds, repeats = timed(once, min_seconds)
+    seconds, repeats = timed(window, min_seconds)
+    seconds /= dispatches
     if first_call_s is not None:
       compile_s = max(first_call_s - seconds, 0.0)
-    self._programs[program] = compiled, flops, compile_s
+    self._programs[program] = compiled, flops, source, compile_s
     memory = program_memory(compiled) if hasattr(compiled, "memory_analysis") else None
     return {"images_per_sec": self.batch * k / seconds, "compile_s": compile_s, "repeats": repeats,
-            "flops_per_step": flops if k == 1 else None, "devices": layout.devices, "peak_memory_bytes": memory}
-
-
-def dispatch_mode() -> str:
-  """The mode of the most steps per dispatch that `make train` uses on CPU (train.DEFAULT_STEPS_PER_DISPATCH). A
-  model's default run may use fewer, to divide its intervals: each record's `train_steps_per_dispatch` says how
-  many."""
-  return next(mode for mode, k in MODES.items() if k == DEFAULT_STEPS_PER_DISPATCH)
+            "steps_per_dispatch": k, "flops_per_step": flops if k == 1 else None,
+            "flops_source": source if k == 1 else None, "devices": layout.devices, "peak_memory_bytes": memory}
 
 
 def scaleout(models, batch: int, strategies, populations, min_seconds: float, log=print) -> list[dict]:
@@ -190,9 +213,9 @@ def scaleout(models, batch: int, strategies, populations, min_seconds: float, lo
   out = []
   for name in models:
     m = JaxModel(name, batch)
-    mode = dispatch_mode()
-    base = {"model": name, "batch": batch, "mode": mode, "dtype": "float32", "matmul_precision": PRECISION,
-            "device_kind": jax.devices()[0].device_kind}
+    mode = "train"
+    base = {"model": name, "batch": batch, "mode": mode, "steps_per_dispatch": m.train_k, "dtype": "float32",
+            "matmul_precision": PRECISION, "device_kind": jax.devices()[0].device_kind}
     # parallel=none is also the population of one: the same program, measured once.
     none = m.measure(mode, min_seconds)
     for strategy in ["none", *strategies]:
@@ -220,9 +243,10 @@ def run(models, batches, modes, torch_modes, min_seconds: float, log=print, dtyp
   # Shared machines vary by tens of percent from minute to minute: the peak is measured again at the end and the
   # higher of the two is used, so pct_of_peak errs low rather than high.
   peak_s = min(3.0, 10 * min_seconds)  # short timing windows (the tests) get short peak windows too
+  accelerator = jax.default_backend() != "cpu"
   peak = matmul_peak(min_seconds=peak_s)
   peaks = {"float32": peak}
-  if "bfloat16" in dtypes:
+  if "bfloat16" in dtypes or accelerator:
     peaks["bfloat16"] = matmul_peak(jnp.bfloat16, min_seconds=peak_s)
   header = {"date": datetime.date.today().isoformat(), "device_kind": device.device_kind,
             "platform": jax.default_backend(), "devices": 1, "cpu": cpu_name(), "versions": versions(),
@@ -231,6 +255,8 @@ def run(models, batches, modes, torch_modes, min_seconds: float, log=print, dtyp
             f"({2048 if jax.default_backend() == 'cpu' else 8192}^2, float32 accumulation), 2 n^3 flops"}
   if "bfloat16" in peaks:
     header["peak_bfloat16_gflops"] = peaks["bfloat16"]
+  if accelerator and PRECISION != "highest":  # float32 'default' is TF32 on NVIDIA, bfloat16 passes on TPU
+    header["peak_float32_highest_gflops"] = matmul_peak(min_seconds=peak_s, precision="highest")
   log(f"# {header['device_kind']} ({header['platform']}), {header['cpu']}; jax {jax.__version__}; "
       + ", ".join(f"{d} matmul peak {v:.0f} GFLOP/s" for d, v in peaks.items()) + f"; malloc {header['malloc']}")
   if header["platform"] == "cpu" and header["malloc"] == "default" and sys.platform.startswith("linux"):
@@ -254,14 +280,14 @@ def run(models, batches, modes, torch_modes, min_seconds: float, log=print, dtyp
         log(f"{name:10s} batch {batch:5d}: not run ({type(e).__name__}: {str(e)[:120]})")
         continue
       here = []  # this model and batch's records
-      flops_per_image = None
+      flops_per_image = flops_source = None
       timed_runs = {}  # (framework, dtype, mode) -> one measurement per round, genjax and PyTorch alternating
       for rnd in range(rounds):
         for dtype in dtypes:
           for mode in modes:
             r = m.measure(mode, min_seconds, dtype=dtype)
             if r["flops_per_step"] is not None and dtype == "float32":
-              flops_per_image = r["flops_per_step"] / batch
+              flops_per_image, flops_source = r["flops_per_step"] / batch, r["flops_source"]
             timed_runs.setdefault(("genjax", dtype, mode), []).append(r)
         if torch_ref is not None and name in torch_ref.MODELS:
           for tmode in torch_modes:
@@ -284,13 +310,13 @@ def run(models, batches, modes, torch_modes, min_seconds: float, log=print, dtyp
           rec["round_images_per_sec"] = [r["images_per_sec"] for r in rs]
         if framework == "genjax":
           rec.update(xla_cpu_ynn=m.ynn if jax.default_backend() == "cpu" else None,
-                     peak_memory_bytes=rs[0].get("peak_memory_bytes"))
+                     peak_memory_bytes=rs[0].get("peak_memory_bytes"), steps_per_dispatch=rs[0]["steps_per_dispatch"])
         else:  # each framework's record names the device it ran on
           rec.update(peak_memory_bytes=None, torch_device=rs[0].get("torch_device", "cpu"))
         here.append(rec)
       # Every record of this model and batch gets the one-step program's FLOP count (PyTorch does the same work).
       for rec in here:  # against the peak of the record's own dtype
-        rec["flops_per_image"] = flops_per_image
+        rec["flops_per_image"], rec["flops_source"] = flops_per_image, flops_source
         rec["pct_of_peak"] = (None if flops_per_image is None
                               else 100 * rec["images_per_sec"] * flops_per_image / (rec["peak_gflops"] * 1e9))
       _ratios(here)
@@ -351,11 +377,16 @@ def summary(result: dict) -> str:
               ""] if result.get("complete") is False else []),
            f"{result['cpu']}; jax {result['versions']['jax']}"
            + (f", torch {result['versions']['torch']}" if "torch" in result["versions"] else "")
-           + f". Measured float32 matmul peak: {result['peak_gflops']:.0f} GFLOP/s. One device."
+           + f". Measured matmul peak: float32 ({result.get('matmul_precision', 'default')} precision) "
+           f"{result['peak_gflops']:.0f} GFLOP/s"
+           + "".join(f", {name} {result[key]:.0f}" for key, name in (
+               ("peak_float32_highest_gflops", "float32 at highest precision"), ("peak_bfloat16_gflops", "bfloat16"))
+               if result.get(key))
+           + ". One device."
            + (f" malloc: {result['malloc']} (genjax/xla.py)." if "malloc" in result else ""), "",
-           "| model | batch | genjax step | genjax scan16 | PyTorch eager | torch.compile | best genjax / eager | "
-           "best genjax / compile | MFLOP/image | % of peak (best) | compile s |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
+           "| model | batch | genjax step | genjax scan16 | genjax as make train (K) | PyTorch eager | torch.compile | "
+           "best genjax / eager | best genjax / compile | MFLOP/image | % of peak (best) | compile s |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
   keys = sorted({(r["model"], r["batch"]) for r in result["records"]})
   for model, batch in keys:
     rs = {(r["framework"], r["mode"]): r for r in result["records"]
@@ -366,7 +397,10 @@ def summary(result: dict) -> str:
     ratio = lambda mode, rs=rs, best=best: (f"{best['images_per_sec'] / rs[('pytorch', mode)]['images_per_sec']:.2f}"  # noqa: E731
                           if best and ("pytorch", mode) in rs else "—")
     f = best.get("flops_per_image") if best else None
+    train = rs.get(("genjax", "train"))
+    k = f" ({train['steps_per_dispatch']})" if train else ""
     lines.append(f"| {model} | {batch} | {cell(('genjax', 'step'))} | {cell(('genjax', 'scan16'))} | "
+                 f"{cell(('genjax', 'train'))}{k} | "
                  f"{cell(('pytorch', 'eager'))} | {cell(('pytorch', 'compile'))} | {ratio('eager')} | "
                  f"{ratio('compile')} | {f / 1e6 if f else float('nan'):.2f} | "
                  f"{best['pct_of_peak'] if best and best.get('pct_of_peak') is not None else float('nan'):.1f} | "

@@ -5,8 +5,25 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # pytest-xdist runs several test processes: none may take most of an accelerator's memory up front.
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+# The float32 tests compare with closed forms, float64 NumPy and each other, to 1e-5 or bitwise. On NVIDIA GPUs the
+# backend's default float32 matmul and conv is TF32 (a 10-bit mantissa), on TPUs one bfloat16 pass, so the tests pin
+# full float32 for this process and the training processes they start; `backend_precision` gives a test the
+# backend's own. (On CPU both are exact float32.)
+os.environ.setdefault("JAX_DEFAULT_MATMUL_PRECISION", "highest")
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
 
 from genjax import config as cfg  # noqa: E402
+
+
+@pytest.fixture
+def backend_precision():
+  """The backend's default matmul precision (`matmul_precision: default` as a user's run has it) for one test."""
+  before = jax.config.jax_default_matmul_precision
+  jax.config.update("jax_default_matmul_precision", None)
+  yield
+  jax.config.update("jax_default_matmul_precision", before)
 
 
 def small_config(model: str, **train):

@@ -1,6 +1,7 @@
 """The benchmark suite: what a record holds, that its FLOP count is right, and (with the bench extra) that the
 PyTorch reference models have exactly genjax's parameter counts."""
 
+import functools
 import json
 import math
 import pathlib
@@ -15,7 +16,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "benchmarks"))
 import suite  # noqa: E402
 
 from genjax import config as cfg  # noqa: E402
-from genjax import xla  # noqa: E402
+from genjax import train, xla  # noqa: E402
 from genjax.models import MODELS  # noqa: E402
 
 
@@ -28,7 +29,10 @@ def test_a_quick_run_writes_records_with_every_field(tmp_path, capsys):
   assert result["device_kind"] == jax.devices()[0].device_kind and result["peak_gflops"] > 0
   assert result["cpu"] and result["versions"]["jax"] == jax.__version__
   assert result["malloc"] == xla.host_malloc() and result["complete"] is True
-  assert {(r["mode"], r["batch"]) for r in result["records"]} == {("step", 32), ("scan16", 32)}
+  assert {(r["mode"], r["batch"]) for r in result["records"]} == {("step", 32), ("scan16", 32), ("train", 32)}
+  k = {r["mode"]: r["steps_per_dispatch"] for r in result["records"]}
+  # `train` times make train's own K on this backend (on CPU, 16 for ae_linear's intervals: 400, 1000, ...)
+  assert k == {"step": 1, "scan16": 16, "train": train.steps_per_dispatch(cfg.model_config("ae_linear"))}
   for r in result["records"]:
     for key in ("model", "framework", "mode", "batch", "dtype", "devices", "images_per_sec", "compile_s",
                 "flops_per_image", "pct_of_peak", "peak_gflops", "device_kind", "matmul_precision"):
@@ -44,6 +48,7 @@ def test_a_quick_run_writes_records_with_every_field(tmp_path, capsys):
     assert state + suite.POOL * 784 <= r["peak_memory_bytes"] < 2048 * 2048 * 4, r["peak_memory_bytes"]
     if jax.default_backend() == "cpu":  # make train's K for ae_linear's intervals (400, 1000, ...)
       assert r["train_steps_per_dispatch"] == 16
+    assert r["flops_source"] == "compiled"  # XLA:CPU's compiled program counts its dots
   # the linear AE's matmuls, each 2 x 784 x 16 flops per image: two forward, two weight gradients and the gradient
   # of the code (the pixels need none); plus the loss and Adam's elementwise work, shared by the batch
   matmuls = 5 * 2 * 784 * 16
@@ -72,8 +77,8 @@ def test_bfloat16_strategies_and_populations_are_recorded(tmp_path):
   assert math.isclose(pops[3]["models_images_per_sec"], 3 * pops[3]["images_per_sec"])
   assert math.isclose(pops[3]["cost_vs_p1"], pops[1]["images_per_sec"] / pops[3]["images_per_sec"])
   md = (tmp_path / (path.stem + ".md")).read_text()
-  assert "## bfloat16 compute" in md and "| ae_linear | 32 | scan16 | pmap |" in md
-  assert "| ae_linear | 32 | scan16 | 3 |" in md
+  assert "## bfloat16 compute" in md and "| ae_linear | 32 | train | pmap |" in md
+  assert "| ae_linear | 32 | train | 3 |" in md
 
 
 def test_a_stopped_run_keeps_the_models_and_batches_it_finished(tmp_path, monkeypatch):
@@ -198,3 +203,50 @@ def test_pytorch_runs_on_the_device_torch_sees():
   with torch.device(torch_ref.device()):
     model = torch_ref.MODELS["gan_mlp"]("gan_mlp")
   assert {p.device.type for m in model.modules for p in m.parameters()} == {torch_ref.device()}
+
+
+class _Cost:
+  def __init__(self, flops):
+    self.flops = flops
+
+  def cost_analysis(self):
+    return None if self.flops is None else {"flops": self.flops}
+
+
+@pytest.mark.parametrize("compiled, lowered, expected", [
+    (100.0, 120.0, (100.0, "compiled")),  # fusion and simplification remove a little: the compiled count stands
+    (0.0, 120.0, (120.0, "lowered")),  # a GPU's cuDNN and cuBLAS custom calls count as nothing
+    (10.0, 120.0, (120.0, "lowered")),
+    (None, 120.0, (120.0, "lowered")),
+    (100.0, None, (100.0, "compiled")),
+    (None, None, (None, None))])
+def test_flops_come_from_the_lowered_program_when_the_compiled_one_hides_them(compiled, lowered, expected):
+  assert suite.program_flops(_Cost(lowered), _Cost(compiled)) == expected
+
+
+def test_the_lowered_program_counts_a_models_flops_as_the_compiled_one_does():
+  """On CPU both programs count the dense VAE's matmuls; the lowered one is the fallback for GPUs."""
+  m = suite.JaxModel("vae_dense", 32)
+  m.measure("step", 0.0)
+  _, flops, source, _ = m._programs[(1, "float32", "none", 1, m.ynn)]
+  assert source == "compiled"
+  step = train.with_precision(functools.partial(m.family.train_step, **m.config.step), "default")
+  idx = np.zeros((1, m.per_step), np.int32)
+  lowered = jax.jit(train.make_chunk(step, 1)).lower(m.state, m.images, m.labels, idx, jax.random.PRNGKey(1))
+  assert math.isclose(suite._cost_flops(lowered), flops, rel_tol=0.25)
+
+
+def test_a_timed_window_runs_sixteen_steps_and_waits_once(monkeypatch):
+  """Step mode queues 16 dispatches per wait, as the loop does, rather than timing a round trip per step; images/s
+  divide the window's time by the steps it ran, whatever the mode."""
+  waits = []
+  real_wait = jax.block_until_ready
+  monkeypatch.setattr(suite.jax, "block_until_ready", lambda x: waits.append(1) or real_wait(x))
+  monkeypatch.setattr(suite, "timed", lambda fn, min_seconds: (fn(), (1.0, 1))[1])
+  m = suite.JaxModel("ae_linear", 8)
+  for mode, k in (("step", 1), ("scan16", 16), ("train", m.train_k)):
+    waits.clear()
+    r = m.measure(mode, 0.0)
+    assert r["steps_per_dispatch"] == k
+    assert waits == [1, 1]  # once after the warm-up dispatches, once after the window
+    assert r["images_per_sec"] == 8 * k * -(-suite.WINDOW_STEPS // k)  # 1 s per window of that many dispatches

@@ -126,7 +126,7 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path):
 
 
 @pytest.mark.parametrize("precision,want", [("default", "None"), ("highest", "HIGHEST"), ("high", "HIGH")])
-def test_matmul_precision_reaches_every_matmul_and_conv_of_the_step(precision, want):
+def test_matmul_precision_reaches_every_matmul_and_conv_of_the_step(precision, want, backend_precision):
   """train.matmul_precision, recorded in config.json and eval.json's protocol, sets the precision of the step's
   float32 contractions (on NVIDIA GPUs the default is TF32, on TPUs one bfloat16 pass)."""
   c = cfg.model_config("ae")
@@ -193,3 +193,11 @@ def test_images_resident_as_rows_give_the_same_batches_bit_for_bit():
   assert a["image"].shape == b["image"].shape == (2, 32, 28, 28, 1)
   chex.assert_trees_all_equal(a, b)
   np.testing.assert_allclose(a["image"][1, 3], images[idx[1, 3]] / 255.0, rtol=1e-6)
+
+
+def test_the_tests_pin_full_float32_precision():
+  """conftest.py pins float32 matmuls and convs for the tests (TF32 on a GPU would break their 1e-5 and bitwise
+  comparisons): a step traced here, at `matmul_precision: default`, asks for HIGHEST."""
+  assert os.environ["JAX_DEFAULT_MATMUL_PRECISION"] == "highest"
+  jaxpr = str(jax.make_jaxpr(lambda a: a @ a)(jnp.ones((4, 4))))
+  assert "Precision.HIGHEST" in jaxpr, jaxpr
