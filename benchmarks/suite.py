@@ -148,10 +148,20 @@ class JaxModel:
     self.train_k = steps_per_dispatch(c)  # make train's steps per dispatch, on this backend
     self._programs = {}  # measure()'s arguments, K for the mode -> (compiled, FLOPs per step, source, compile_s)
 
+  def step_flops(self) -> tuple[float | None, str | None]:
+    """(FLOPs of one float32 training step, which program counted them): from the one-step program, compiled here
+    without timing it when no `step` measurement did. The modes that scan reuse it: XLA's cost analysis counts a
+    loop's body once."""
+    program = (1, "float32", "none", 1, self.ynn)
+    if program not in self._programs:
+      self.measure("step", 0.0, time_it=False)
+    return self._programs[program][1:3]
+
   def measure(self, mode: str, min_seconds: float, dtype: str = "float32", strategy: str = "none",
-              members: int = 1, ynn: str | None = None) -> dict:
+              members: int = 1, ynn: str | None = None, time_it: bool = True) -> dict | None:
     """The training loop's chunk as `make train` builds it: `strategy` lays it out (parallel.Plan), `dtype` is the
-    compute dtype, `members` > 1 trains a vmapped population, and `ynn` overrides the config's xla_cpu_ynn."""
+    compute dtype, `members` > 1 trains a vmapped population, and `ynn` overrides the config's xla_cpu_ynn.
+    time_it=False compiles the program (kept for later measurements and step_flops) and returns None."""
     k = MODES[mode] or self.train_k
     step = with_precision(functools.partial(self.family.train_step, **self.config.step),
                           self.config.get("matmul_precision", "default"))
@@ -182,6 +192,9 @@ class JaxModel:
         state, metrics = compiled(state, images, labels, idx, key)
         jax.block_until_ready(metrics)
         first_call_s = time.perf_counter() - t
+    if not time_it:
+      self._programs[program] = compiled, flops, source, compile_s
+      return None
     for _ in range(2):  # warm-up
       state, metrics = compiled(state, images, labels, idx, key)
     jax.block_until_ready(metrics)
@@ -201,8 +214,7 @@ class JaxModel:
     self._programs[program] = compiled, flops, source, compile_s
     memory = program_memory(compiled) if hasattr(compiled, "memory_analysis") else None
     return {"images_per_sec": self.batch * k / seconds, "compile_s": compile_s, "repeats": repeats,
-            "steps_per_dispatch": k, "flops_per_step": flops if k == 1 else None,
-            "flops_source": source if k == 1 else None, "devices": layout.devices, "peak_memory_bytes": memory}
+            "steps_per_dispatch": k, "devices": layout.devices, "peak_memory_bytes": memory}
 
 
 def scaleout(models, batch: int, strategies, populations, min_seconds: float, log=print) -> list[dict]:
@@ -280,14 +292,11 @@ def run(models, batches, modes, torch_modes, min_seconds: float, log=print, dtyp
         log(f"{name:10s} batch {batch:5d}: not run ({type(e).__name__}: {str(e)[:120]})")
         continue
       here = []  # this model and batch's records
-      flops_per_image = flops_source = None
       timed_runs = {}  # (framework, dtype, mode) -> one measurement per round, genjax and PyTorch alternating
       for rnd in range(rounds):
         for dtype in dtypes:
           for mode in modes:
             r = m.measure(mode, min_seconds, dtype=dtype)
-            if r["flops_per_step"] is not None and dtype == "float32":
-              flops_per_image, flops_source = r["flops_per_step"] / batch, r["flops_source"]
             timed_runs.setdefault(("genjax", dtype, mode), []).append(r)
         if torch_ref is not None and name in torch_ref.MODELS:
           for tmode in torch_modes:
@@ -315,6 +324,8 @@ def run(models, batches, modes, torch_modes, min_seconds: float, log=print, dtyp
           rec.update(peak_memory_bytes=None, torch_device=rs[0].get("torch_device", "cpu"))
         here.append(rec)
       # Every record of this model and batch gets the one-step program's FLOP count (PyTorch does the same work).
+      flops, flops_source = m.step_flops()
+      flops_per_image = None if flops is None else flops / batch
       for rec in here:  # against the peak of the record's own dtype
         rec["flops_per_image"], rec["flops_source"] = flops_per_image, flops_source
         rec["pct_of_peak"] = (None if flops_per_image is None
@@ -468,7 +479,7 @@ def main(argv=None) -> int:
   p.add_argument("--strategies", default="jit,shard_map,pmap",
                  help="data-parallel strategies timed beside parallel=none (none: skip the section)")
   p.add_argument("--populations", default="", help="population sizes; default 1,4,8,16 (QUICK: 1,4)")
-  p.add_argument("--scale_models", default="", help=f"models of the scale-out section; default "
+  p.add_argument("--scale_models", default="", help=f"models of the scale-out section, or none; default "
                  f"{','.join(SCALE_MODELS)} (QUICK: ae_dense)")
   p.add_argument("--out_dir", default=str(HERE / "results"))
   p.add_argument("--tag", default="", help="appended to the results' file name, e.g. scaleout")
@@ -496,7 +507,7 @@ def main(argv=None) -> int:
     return 2
   populations = [int(p) for p in a.populations.split(",")] if a.populations else (
       [1, 4] if a.quick else list(POPULATIONS))
-  scale_models = a.scale_models.split(",") if a.scale_models else (
+  scale_models = [] if a.scale_models == "none" else a.scale_models.split(",") if a.scale_models else (
       ["ae_dense"] if a.quick else [m for m in SCALE_MODELS if m in models])
   t0 = time.perf_counter()
   out = pathlib.Path(a.out_dir)

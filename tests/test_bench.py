@@ -227,13 +227,23 @@ def test_flops_come_from_the_lowered_program_when_the_compiled_one_hides_them(co
 def test_the_lowered_program_counts_a_models_flops_as_the_compiled_one_does():
   """On CPU both programs count the dense VAE's matmuls; the lowered one is the fallback for GPUs."""
   m = suite.JaxModel("vae_dense", 32)
-  m.measure("step", 0.0)
-  _, flops, source, _ = m._programs[(1, "float32", "none", 1, m.ynn)]
-  assert source == "compiled"
+  flops, source = m.step_flops()  # compiled, not timed
+  assert source == "compiled" and list(m._programs) == [(1, "float32", "none", 1, m.ynn)]
   step = train.with_precision(functools.partial(m.family.train_step, **m.config.step), "default")
   idx = np.zeros((1, m.per_step), np.int32)
   lowered = jax.jit(train.make_chunk(step, 1)).lower(m.state, m.images, m.labels, idx, jax.random.PRNGKey(1))
   assert math.isclose(suite._cost_flops(lowered), flops, rel_tol=0.25)
+
+
+def test_a_run_of_make_trains_mode_alone_still_counts_flops(tmp_path):
+  assert suite.main(["--models", "ae_linear", "--batches", "16", "--modes", "train", "--torch", "none",
+                     "--dtypes", "float32", "--seconds", "0.05", "--scale_models", "none",
+                     "--out_dir", str(tmp_path)]) == 0
+  [path] = tmp_path.glob("*.json")
+  result = json.loads(path.read_text())
+  [r] = result["records"]
+  assert r["mode"] == "train" and r["flops_per_image"] > 5 * 2 * 784 * 16 and 0 < r["pct_of_peak"] < 100
+  assert result["scaleout"] == []
 
 
 def test_a_timed_window_runs_sixteen_steps_and_waits_once(monkeypatch):

