@@ -106,6 +106,13 @@ endif
 bench: $(BENCH_STAMP)
 	$(PY) benchmarks/suite.py $(if $(QUICK),--quick) $(ARGS)
 
+# make check-accelerator: on a GPU or TPU machine, install, then make train MODEL=gan and make eval, make bench
+# QUICK=1, a large-batch bench, make bench-quality and make test, in about 8 minutes (BUDGET=480 seconds), each
+# stage's log and results in benchmarks/results/<device>-<date>-* (benchmarks/accelerator.sh). Offline: WHEELS=.whl.
+.PHONY: check-accelerator
+check-accelerator:
+	bash benchmarks/accelerator.sh
+
 # make bench-quality [QUICK=1]: wall time for gan to reach a classifier FID and vae a test -ELBO -> benchmarks/results/
 .PHONY: bench-quality
 bench-quality: $(STAMP)

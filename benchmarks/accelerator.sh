@@ -90,11 +90,12 @@ for s in $STAGES; do
 done
 
 # The summary, and the default run as a make-train result (the CPU's is benchmarks/results/*-make-train.json).
-printf '%s\n' "${STATUS[@]}" | STEM="${STEM:-$PREFIX}" RUN="$RUN" BUDGET="$BUDGET" "$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )" - <<'EOF'
-import datetime, json, os, pathlib, sys
+STAGE_LINES=$(printf '%s\n' "${STATUS[@]}") STEM="${STEM:-$PREFIX}" RUN="$RUN" BUDGET="$BUDGET" \
+  "$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )" - <<'EOF'
+import datetime, json, os, pathlib
 stem, run = os.environ["STEM"], pathlib.Path(os.environ["RUN"]) / "gan"
 stages = []
-for line in sys.stdin.read().splitlines():
+for line in os.environ["STAGE_LINES"].splitlines():
   name, command, rc, wall, log = line.split("|")
   stages.append({"stage": name, "command": command, "exit": None if rc == "skipped" else int(rc),
                  "timed_out": rc in ("124", "137"), "skipped": rc == "skipped", "wall_s": float(wall),
@@ -104,8 +105,8 @@ out = {"kind": "accelerator-check", "date": datetime.date.today().isoformat(), "
 try:
   from genjax.eval import provenance
   import jax
-  out.update(device_kind=jax.devices()[0].device_kind, platform=jax.default_backend(), devices=jax.device_count(),
-             device=provenance.device_name(), **provenance.environment())
+  out.update(provenance.environment())
+  out.update(device_kind=jax.devices()[0].device_kind, platform=jax.default_backend(), devices=jax.device_count())
 except Exception as e:  # noqa: BLE001 -- the install failed: the summary still says so
   out["environment_error"] = f"{type(e).__name__}: {e}"
 print(json.dumps({s["stage"]: s["exit"] for s in stages}))

