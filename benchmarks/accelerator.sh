@@ -122,7 +122,7 @@ if train and train["exit"] == 0 and (run / "timing.json").exists():
   pathlib.Path(stem + "-make-train.json").write_text(json.dumps({
       "kind": "make-train", "date": out["date"], "device_kind": out.get("device_kind"),
       "platform": out.get("platform"), "devices": out.get("devices"), "versions": out.get("versions"),
-      "command": "make train MODEL=gan", "measures": "wall time of the whole make train command (install and "
+      "command": train["command"], "measures": "wall time of the whole make train command (install and "
       "download done before, by the install stage); train_s and images_per_sec are the run's own (timing.json); "
       "the scores are make eval's", "records": [record]}, indent=1) + "\n")
 EOF
