@@ -81,6 +81,27 @@ def test_every_model_restores_and_gets_its_metrics(feature_net, tmp_path, model)
   assert result["training"]["steps"] == 4 and result["training"]["train_s"] > 0
 
 
+def test_a_gan_with_a_generator_average_is_scored_on_it_and_raw_apart(feature_net, tmp_path):
+  """make eval scores the average's samples (eval.json); --raw_generator the generator's own, in eval-raw.json and
+  eval-raw/, leaving eval.json as it was. A model without an average refuses the switch in one line."""
+  workdir = trained(tmp_path, "gan_mlp")  # no average: the switch is refused
+  with pytest.raises(UserError, match="--raw_generator applies to GANs that .* gan_mlp in .* has no generator average"):
+    evaluation.evaluate_run(workdir, **FAST, raw_generator=True)
+  c = small_config("gan_mlp", steps=4, sample_every=4, checkpoint_every=4, log_every=4)
+  c.step.ema_decay = 0.9
+  train.train(c, tmp_path / "ema", quiet=True)
+  averaged = evaluation.evaluate_run(tmp_path / "ema", **FAST)
+  before = (tmp_path / "ema" / "eval.json").read_text()
+  raw = evaluation.evaluate_run(tmp_path / "ema", **FAST, raw_generator=True)
+  assert raw["settings"]["raw_generator"] is True and "raw_generator" not in averaged["settings"]
+  assert raw["fid"] != averaged["fid"]  # other weights, other samples
+  assert (tmp_path / "ema" / "eval.json").read_text() == before
+  assert json.loads((tmp_path / "ema" / "eval-raw.json").read_text())["fid"] == raw["fid"]
+  assert (tmp_path / "ema" / "eval-raw" / "samples.png").exists()
+  with pytest.raises(UserError, match="--raw_generator applies to GANs that .* vae_dense in"):
+    evaluation.evaluate_run(trained(tmp_path, "vae_dense"), **FAST, raw_generator=True)
+
+
 def test_same_checkpoint_and_seed_give_the_same_numbers(feature_net, tmp_path):
   workdir = trained(tmp_path, "vae_dense")
   a = evaluation.evaluate_run(workdir, **FAST, write=False)

@@ -12,7 +12,8 @@ from genjax.models import ae_dense, family, gan_mlp, vae_dense, wgan
 from genjax.models.family import BLOCK_NEEDS, BLOCKS, Family
 
 REQUIRED = ("init_state", "train_step", "eval_step", "validate", "examples_per_step")
-OPTIONAL = ("sample", "sample_class", "reconstruct", "encode", "decode", "likelihood_bounds", "prepare")
+OPTIONAL = ("sample", "sample_class", "reconstruct", "encode", "decode", "likelihood_bounds", "prepare",
+            "raw_generator")
 
 
 @pytest.mark.parametrize("name", sorted(models.MODELS))
@@ -32,6 +33,7 @@ def test_registered_family_has_the_contract(name):
   assert ("likelihood" in f.blocks) == (f.likelihood_bounds is not None)
   assert ("conditional" in f.blocks) == (f.sample_class is not None)
   assert (f.encode is None) == (f.decode is None) or f.decode is not None and f.encode is None  # GANs decode z
+  assert f.raw_generator is None or "generator" in f.blocks
   assert f.kind in ("vae", "generator", "autoencoder")
 
 

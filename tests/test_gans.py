@@ -315,3 +315,91 @@ def test_wgan_validate_rejects_no_clipping():
   w.step.clip = 0.0
   with pytest.raises(UserError, match="clip"):
     MODELS["wgan"].validate(w)
+
+
+# --- the generator's exponential moving average ----------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["gan", "gan_mlp", "wgan"])
+def test_generator_ema_follows_its_formula(name):
+  """ema <- a ema + (1 - a) theta after each generator update, from update ema_start on; until then the average is
+  the generator itself. The DCGAN's BatchNorm statistics are averaged with its parameters."""
+  c = _config(name)
+  c.step.ema_decay, c.step.ema_start = 0.9, 1
+  batch = _batch(B * MODELS[name].examples_per_step(c) // c.train.batch_size)
+  state = _init(name, c, batch)
+  assert state.avg["ema"]["params"] is not state.gen.params
+  chex_equal = functools.partial(jax.tree.map, lambda a, b: np.testing.assert_array_equal(a, b))
+  chex_equal(state.avg["ema"]["params"], state.gen.params)  # starts at the initial generator
+  step = _jit(functools.partial(MODELS[name].train_step, **c.step))
+  state, _ = step(state, batch, jax.random.PRNGKey(0))  # update 1: not past ema_start, the average is theta_1
+  chex_equal(state.avg["ema"], {"params": state.gen.params, "batch_stats": state.gen.batch_stats})
+  expected = state.avg["ema"]
+  for i in range(1, 3):  # updates 2 and 3: averaged
+    state, _ = step(state, batch, jax.random.PRNGKey(i))
+    now = {"params": state.gen.params, "batch_stats": state.gen.batch_stats}
+    expected = jax.tree.map(lambda e, p: 0.9 * np.asarray(e, np.float64) + 0.1 * np.asarray(p, np.float64),
+                            expected, now)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), state.avg["ema"], expected)
+  assert _max_change(state.avg["ema"]["params"], state.gen.params) > 1e-6  # it lags the generator
+  if name == "gan":
+    assert jax.tree.leaves(state.avg["ema"]["batch_stats"])  # BatchNorm's running statistics averaged too
+
+
+def test_samples_come_from_the_average_and_raw_generator_sets_it_aside():
+  c = _config("gan_mlp")
+  c.step.ema_decay = 0.99
+  batch = _batch()
+  state = _init("gan_mlp", c, batch)
+  # an average far from the generator: its samples are the average's, and raw_generator gives the generator's own
+  ema_params = jax.tree.map(lambda p: p * 0.5, state.gen.params)
+  state = state.replace(avg={**state.avg, "ema": {"params": ema_params, "batch_stats": {}}})
+  key = jax.random.PRNGKey(3)
+  z = gans.latent(key, 4, state.spec)
+  from_ema = (state.gen.apply_fn({"params": ema_params}, z, None, train=False) + 1) / 2
+  from_gen = (state.gen.apply_fn(state.gen.variables, z, None, train=False) + 1) / 2
+  np.testing.assert_allclose(MODELS["gan_mlp"].sample(state, key, 4), from_ema, rtol=1e-6)
+  np.testing.assert_allclose(gans.decode(state, z), from_ema, rtol=1e-6)  # the DCGAN's decode
+  raw = MODELS["gan_mlp"].raw_generator(state)
+  np.testing.assert_allclose(MODELS["gan_mlp"].sample(raw, key, 4), from_gen, rtol=1e-6)
+  assert float(jnp.max(jnp.abs(from_ema - from_gen))) > 1e-3
+  assert "ema" in state.avg and "ema" not in raw.avg  # the state itself is untouched
+  assert MODELS["gan_mlp"].raw_generator(raw) is None  # nothing to set aside
+
+
+def test_generator_ema_is_saved_in_checkpoints(tmp_path):
+  import chex
+  from conftest import arrays
+
+  from genjax import checkpoint
+  c = _config("gan")
+  c.step.ema_decay, c.step.historical_averaging = 0.95, 0.01  # both averages in one state
+  batch = _batch()
+  state = _init("gan", c, batch)
+  state, _ = _jit(functools.partial(MODELS["gan"].train_step, **c.step))(state, batch, jax.random.PRNGKey(0))
+  ck = checkpoint.Checkpoints(tmp_path / "ck")
+  ck.save(1, state)
+  ck.wait()
+  restored = ck.restore(_init("gan", c, batch))
+  ck.close()
+  assert set(restored.avg) == {"gen", "disc", "ema"}
+  chex.assert_trees_all_equal(arrays(restored), arrays(state))
+
+
+@pytest.mark.parametrize("key,value", [("ema_decay", 1.0), ("ema_decay", -0.1), ("ema_start", -1)])
+def test_validate_rejects_a_bad_ema(key, value):
+  c = _config("gan")
+  c.step[key] = value
+  with pytest.raises(UserError, match=f"step.{key}"):
+    MODELS["gan"].validate(c)
+
+
+def test_the_loop_trains_with_both_averages(tmp_path):
+  """The averages start as copies: a state holding one buffer twice cannot be donated, and `make train` with
+  historical averaging failed on that ('Attempt to donate the same buffer twice')."""
+  c = small_config("gan_mlp", steps=4, log_every=2, sample_every=4, checkpoint_every=4)
+  c.step.historical_averaging, c.step.ema_decay = 0.01, 0.9
+  state = MODELS["gan_mlp"].init_state(jax.random.PRNGKey(0), c, _batch())
+  buffers = [id(x) for x in jax.tree.leaves(state)]
+  assert len(buffers) == len(set(buffers))
+  result = train.train(c, tmp_path / "run", quiet=True)
+  assert result.steps == 4

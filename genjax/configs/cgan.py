@@ -27,6 +27,8 @@ def get_config():
   c.step.d_steps = 1
   c.step.feature_matching = False
   c.step.historical_averaging = 0.0
+  c.step.ema_decay = 0.0  # > 0: the generator's exponential moving average draws the samples (0.999 is common)
+  c.step.ema_start = 0  # generator updates before the average starts (until then it is the generator itself)
   c.train.batch_size = 64
   c.train.steps = 6000
   c.train.sample_every = 1000

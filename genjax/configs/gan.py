@@ -27,6 +27,8 @@ def get_config():
   c.step.d_steps = 1  # discriminator updates per generator update, each on its own batch of real images
   c.step.feature_matching = False  # G matches the mean of D's features on real images (Salimans et al. 2016)
   c.step.historical_averaging = 0.0  # weight of ||theta - mean of past theta||^2 for both players
+  c.step.ema_decay = 0.0  # > 0: the generator's exponential moving average draws the samples (0.999 is common)
+  c.step.ema_start = 0  # generator updates before the average starts (until then it is the generator itself)
   # xla_cpu_ynn: the default `dots` (genjax/xla.py). With the sub-pixel generator `none` was 5% faster; with the
   # transposed convs `dots` is (1322 against 1289 images/s at batch 128, four alternating rounds).
   c.train.steps = 3000

@@ -26,6 +26,8 @@ def get_config():
   c.step.d_steps = 1  # discriminator updates per generator update, each on its own batch of real images
   c.step.feature_matching = False  # G matches the mean of D's features on real images (Salimans et al. 2016)
   c.step.historical_averaging = 0.0  # weight of ||theta - mean of past theta||^2 for both players
+  c.step.ema_decay = 0.0  # > 0: the generator's exponential moving average draws the samples (0.999 is common)
+  c.step.ema_start = 0  # generator updates before the average starts (until then it is the generator itself)
   c.train.batch_size = 64
   c.train.steps = 6000
   c.train.sample_every = 1000

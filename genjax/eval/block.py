@@ -22,13 +22,15 @@ NLL_EXAMPLES = 10000
 @dataclasses.dataclass(frozen=True)
 class Settings:
   """Generators are scored on `num_samples` samples against the first `num_reference` test images; likelihoods on the
-  first `nll_examples` test images with `nll_k` importance samples each; `inception_weights` adds Inception FID."""
+  first `nll_examples` test images with `nll_k` importance samples each; `inception_weights` adds Inception FID;
+  `raw_generator` scores a GAN's trained generator rather than its moving average."""
   num_samples: int = NUM_SAMPLES
   seed: int = 0
   nll_k: int = NLL_K
   nll_examples: int = NLL_EXAMPLES
   num_reference: int = NUM_SAMPLES
   inception_weights: str | None = None
+  raw_generator: bool = False
 
   def check(self) -> None:
     """UserError for a count that is not a positive integer, or fewer than 2 samples."""
@@ -45,6 +47,8 @@ class Settings:
     from genjax import inception
     out = {"num_samples": self.num_samples, "seed": self.seed, "nll_k": self.nll_k, "nll_examples": self.nll_examples,
            "num_reference": self.num_reference}
+    if self.raw_generator:
+      out["raw_generator"] = True
     if self.inception_weights:
       out["inception_sha256"] = inception.load(str(self.inception_weights))[1]["weights_sha256"]
     return out

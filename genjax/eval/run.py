@@ -8,6 +8,7 @@ scores samples.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pathlib
 import time
@@ -25,14 +26,16 @@ BLOCKS = (generator, conditional, likelihood, reconstruction)  # their metrics a
 
 def evaluate_run(workdir, *, num_samples: int = NUM_SAMPLES, seed: int = 0, nll_k: int = NLL_K,
                  nll_examples: int = NLL_EXAMPLES, num_reference: int = NUM_SAMPLES,
-                 inception_weights: str | None = None, write: bool = True) -> dict:
+                 inception_weights: str | None = None, raw_generator: bool = False, write: bool = True) -> dict:
   """Every metric that applies to the run in `workdir`, with its protocol; writes eval.json and eval/*.png.
 
   Generators are scored on `num_samples` samples against `num_reference` test images; VAE likelihoods on the first
   `nll_examples` test images with `nll_k` importance samples each. `inception_weights` adds Inception FID and KID.
-  A population's directory (population.json) has each member scored, and mean and std over members."""
+  A GAN that keeps a moving average of its generator is scored on the average's samples, or with `raw_generator`
+  on the trained generator's own, written apart: eval-raw.json and eval-raw/. A population's directory
+  (population.json) has each member scored, and mean and std over members."""
   kwargs = dict(num_samples=num_samples, seed=seed, nll_k=nll_k, nll_examples=nll_examples,
-                num_reference=num_reference, inception_weights=inception_weights)
+                num_reference=num_reference, inception_weights=inception_weights, raw_generator=raw_generator)
   if (pathlib.Path(workdir) / "population.json").exists():
     return evaluate_population(workdir, **kwargs, write=write)
   settings = Settings(**kwargs)
@@ -41,6 +44,13 @@ def evaluate_run(workdir, *, num_samples: int = NUM_SAMPLES, seed: int = 0, nll_
     inception.load(str(inception_weights))  # a bad weights file fails here, before any sampling
   t0 = time.perf_counter()
   run = restore.load_run(workdir)
+  if raw_generator:
+    raw = run.family.raw_generator(run.state) if run.family.raw_generator else None
+    if raw is None:
+      raise UserError(f"--raw_generator applies to GANs that keep a generator average (step.ema_decay > 0); "
+                      f"{run.config.model.name} in {run.workdir} has no generator average")
+    run = dataclasses.replace(run, state=raw)
+  name = "eval-raw" if raw_generator else "eval"
   dataset = run.config.data.name
   result: dict = {"model": run.config.model.name, "dataset": dataset, "kind": run.family.kind, "step": run.step,
                   "settings": settings.recorded()}
@@ -58,13 +68,13 @@ def evaluate_run(workdir, *, num_samples: int = NUM_SAMPLES, seed: int = 0, nll_
   result["training"] = training_time(run.workdir)
   result["protocol"] = protocol
   if write:
-    out = run.workdir / "eval"
-    result["pictures"] = [f"eval/{p}" for p in _pictures(run, out, samples)]
+    out = run.workdir / name
+    result["pictures"] = [f"{name}/{p}" for p in _pictures(run, out, samples)]
     if samples is not None:
       np.savez_compressed(out / "samples.npz", images=samples)
   result["eval_s"] = round(time.perf_counter() - t0, 1)
   if write:
-    provenance.write_json(run.workdir / "eval.json", result)
+    provenance.write_json(run.workdir / f"{name}.json", result)
   return result
 
 
@@ -88,7 +98,7 @@ def evaluate_population(workdir, **settings) -> dict:
          "population": len(results), "sweep": info.get("sweep", {}), "members": info["members"],
          "settings": first["settings"], **summary, "eval_s": round(sum(r["eval_s"] for r in results), 1)}
   if settings.get("write", True):
-    provenance.write_json(workdir / "eval.json", out)
+    provenance.write_json(workdir / ("eval-raw.json" if settings.get("raw_generator") else "eval.json"), out)
   return out
 
 

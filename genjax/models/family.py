@@ -35,7 +35,9 @@ class Family(NamedTuple):
     label; reconstruct(state, x) -> x_hat in [0, 1]; encode(state, x) -> codes and decode(state, codes) -> images
     in [0, 1]; likelihood_bounds(state, x, labels, rng, k, *, chunk=0) -> (L_k [B], ELBO [B]) in nats from the same
     k importance samples; prepare(config, train_images_u8) -> the family ready to init (reads other runs from disk,
-    so that init_state can stay pure; None: nothing to prepare).
+    so that init_state can stay pure; None: nothing to prepare); raw_generator(state) -> the state sampling from
+    the trained generator itself rather than from its moving average, or None when it keeps no average (GANs:
+    make eval --raw_generator).
   blocks: the evaluation blocks (BLOCKS) that apply to the family.
   """
   name: str
@@ -51,6 +53,7 @@ class Family(NamedTuple):
   decode: Callable[..., Any] | None = None
   likelihood_bounds: Callable[..., Any] | None = None
   prepare: Callable[..., Any] | None = None
+  raw_generator: Callable[..., Any] | None = None
   blocks: tuple[str, ...] = ()
 
   @property

@@ -76,4 +76,4 @@ def init_state(rng, config, example_batch) -> gans.AdversarialState:
 
 FAMILY = Family("gan", init_state, gans.adversarial_train_step, gans.eval_step, gans.validate_common,
                 examples_per_step=gans.examples_per_step, sample=gans.sample, decode=gans.decode,
-                blocks=("generator",))
+                raw_generator=gans.raw_generator, blocks=("generator",))

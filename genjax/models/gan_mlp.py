@@ -8,4 +8,5 @@ from genjax.models import gans
 from genjax.models.family import Family
 
 FAMILY = Family("gan_mlp", gans.init_mlp_state, gans.adversarial_train_step, gans.eval_step, gans.validate_common,
-                examples_per_step=gans.examples_per_step, sample=gans.sample, blocks=("generator",))
+                examples_per_step=gans.examples_per_step, sample=gans.sample,
+                raw_generator=gans.raw_generator, blocks=("generator",))

@@ -3,7 +3,8 @@
 The registered families (`gan`, `gan_mlp`, `wgan`, `wgan_gp`, `cgan`) pick networks and losses and pass their
 hyperparameters to `train_step` here, which runs `d_steps` discriminator (critic) updates, each on its own real
 minibatch, then one generator update. Options that fight mode collapse live here too: separate learning rates
-(`optim.lr_g`, `optim.lr_d`), feature matching, historical averaging and minibatch stddev in D.
+(`optim.lr_g`, `optim.lr_d`), feature matching, historical averaging and minibatch stddev in D. Every GAN can keep
+an exponential moving average of its generator (`step.ema_decay`, `step.ema_start`), which then draws the samples.
 
 Conventions: images enter the players in [-1, 1] (the generator ends in tanh); `D(x, y, train)` returns
 (logits [B], features [B, F]) where features are the activations the last dense layer reads.
@@ -39,8 +40,9 @@ class Spec:
 
 
 class AdversarialState(GANState):
-  """A GANState with the static `spec` and, when historical averaging is on, the running means of both players'
-  parameters: `avg = {"gen": ..., "disc": ...}` ({} otherwise)."""
+  """A GANState with the static `spec` and averages of the players in `avg` ({} when none is on): with historical
+  averaging the running means of both players' parameters, `avg["gen"]` and `avg["disc"]`; with a generator EMA
+  its averaged variables, `avg["ema"] = {"params": ..., "batch_stats": ...}` (batch_stats {} without BatchNorm)."""
   avg: Any
   spec: Spec = struct.field(pytree_node=False)
 
@@ -132,9 +134,11 @@ def validate_common(config) -> None:
   for key in ("d_steps", "n_critic"):
     if key in s and s[key] < 1:
       raise UserError(f"step.{key} must be >= 1, got {s[key]}")
-  for key in ("historical_averaging", "gp_weight"):
+  for key in ("historical_averaging", "gp_weight", "ema_start"):
     if key in s and s[key] < 0:
       raise UserError(f"step.{key} must be >= 0, got {s[key]}")
+  if not 0.0 <= s.get("ema_decay", 0.0) < 1.0:
+    raise UserError(f"step.ema_decay must be in [0, 1) (0: no generator average), got {s.ema_decay}")
   if "clip" in s and not s.clip > 0:
     raise UserError(f"step.clip must be positive, got {s.clip}")
 
@@ -157,7 +161,8 @@ def init_mlp_state(rng, config, example_batch, num_classes: int = 0) -> Adversar
 def make_state(rng, config, gen: nn.Module, disc: nn.Module, example_x, spec: Spec) -> AdversarialState:
   """Initializes both players; optimizers from `optim` with `optim.lr_g` / `optim.lr_d` (absent or 0: `optim.lr`);
   critic weights clipped to [-step.clip, step.clip] when clipping is on; running means when
-  step.historical_averaging > 0."""
+  step.historical_averaging > 0; the generator's average, starting at its initial variables, when
+  step.ema_decay > 0."""
   o, s = config.optim, config.step
   k_g, k_d = jax.random.split(rng)
   y = jnp.zeros((1,), jnp.int32) if spec.num_classes else None
@@ -167,7 +172,10 @@ def make_state(rng, config, gen: nn.Module, disc: nn.Module, example_x, spec: Sp
     d_vars = {**d_vars, "params": clip_params(d_vars["params"], s.clip)}
   g = TrainState.create(apply_fn=gen.apply, variables=g_vars, tx=make_tx(o, o.get("lr_g", 0.0) or o.lr))
   d = TrainState.create(apply_fn=disc.apply, variables=d_vars, tx=make_tx(o, o.get("lr_d", 0.0) or o.lr))
-  avg = {"gen": g.params, "disc": d.params} if s.get("historical_averaging", 0.0) > 0 else {}
+  # Copies: a state must not hold one buffer twice, or the loop could not donate it.
+  avg = jax.tree.map(jnp.copy, {"gen": g.params, "disc": d.params}) if s.get("historical_averaging", 0.0) > 0 else {}
+  if s.get("ema_decay", 0.0) > 0:
+    avg["ema"] = jax.tree.map(jnp.copy, {"params": g.params, "batch_stats": g.batch_stats})
   return AdversarialState(step=jnp.zeros((), jnp.int32), gen=g, disc=d, avg=avg, spec=spec)
 
 
@@ -181,6 +189,32 @@ def clip_params(params, c: float):
 def running_mean(avg, params, count):
   """avg + (params - avg) / count: the mean of `count` values when `avg` held the first count - 1."""
   return jax.tree.map(lambda a, p: a + (p - a) / count.astype(a.dtype), avg, params)
+
+
+def ema_update(ema, new, decay: float, start: int, count):
+  """decay * ema + (1 - decay) * new, leaf by leaf, once `count` (the generator updates done, this one included)
+  exceeds `start`; until then the average is `new` itself, so it starts from the trained generator rather than the
+  random one it was initialized from."""
+  d = jnp.where(count > start, decay, 0.0)
+  return jax.tree.map(lambda e, p: (d * e + (1.0 - d) * p).astype(e.dtype), ema, new)
+
+
+def sampling_variables(state: AdversarialState) -> dict:
+  """The generator's variables that draw samples: its EMA when the state keeps one, else its own."""
+  if "ema" not in state.avg:
+    return state.gen.variables
+  ema = state.avg["ema"]
+  return {"params": ema["params"], "batch_stats": ema["batch_stats"]} if ema["batch_stats"] else {
+      "params": ema["params"]}
+
+
+def raw_generator(state: AdversarialState) -> AdversarialState | None:
+  """The state with its generator EMA set aside, so that samples come from the trained generator itself (make eval
+  --raw_generator); None when it keeps no average. Not for training: the step expects the average it was
+  configured with."""
+  if "ema" not in state.avg:
+    return None
+  return state.replace(avg={k: v for k, v in state.avg.items() if k != "ema"})
 
 
 def _labels(state: AdversarialState, y):
@@ -261,7 +295,7 @@ def split_minibatches(x, n: int):
 
 def train_step(state: AdversarialState, batch, rng, *, loss: str = "non_saturating", d_steps: int = 1,
                feature_matching: bool = False, historical_averaging: float = 0.0, clip: float = 0.0,
-               gp_weight: float = 0.0, axis_name=None):
+               gp_weight: float = 0.0, ema_decay: float = 0.0, ema_start: int = 0, axis_name=None):
   """`d_steps` updates of D, each on its own B // d_steps real images and as many fresh fakes, then one update of
   G on B // d_steps fakes against the new D.
 
@@ -269,13 +303,18 @@ def train_step(state: AdversarialState, batch, rng, *, loss: str = "non_saturati
   clip > 0: clip D's weights to [-clip, clip] after each update (WGAN). gp_weight > 0: add gp_weight times the
   gradient penalty (WGAN-GP). feature_matching: G minimizes ||E f(x) - E f(G(z))||^2 on D's last hidden features
   (the first real minibatch) instead of its adversarial loss. historical_averaging = w > 0: each player adds
-  w ||theta - mean of its past theta||^2. Metrics: D's are means over its d_steps updates; `fake_std` and
+  w ||theta - mean of its past theta||^2. ema_decay = a > 0: after the generator's update, its parameters and
+  BatchNorm statistics enter their exponential moving average, ema <- a ema + (1 - a) theta, from generator update
+  ema_start on (before it the average is theta itself); `sample`, `decode`, the pictures and `make eval` draw from
+  the average. Metrics: D's are means over its d_steps updates; `fake_std` and
   `real_std` are the per-pixel standard deviations over the batch in [0, 1] units, averaged over pixels (a
   collapsed generator has fake_std far below real_std).
   """
   rng = step_key(rng, state.step, axis_name)
-  if historical_averaging > 0 and not state.avg:
+  if historical_averaging > 0 and "gen" not in state.avg:
     raise ValueError("step.historical_averaging > 0 needs a state built with it (the running means)")
+  if ema_decay > 0 and "ema" not in state.avg:
+    raise ValueError("step.ema_decay > 0 needs a state built with it (the generator's average)")
   k_d, k_g = jax.random.split(rng)
   x_SxB = split_minibatches(batch["image"] * 2.0 - 1.0, d_steps)  # the generator's tanh range
   if "label" not in batch and state.spec.num_classes:
@@ -314,9 +353,12 @@ def train_step(state: AdversarialState, batch, rng, *, loss: str = "non_saturati
 
   (_, (batch_stats, fake, g_metrics)), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(gen.params)
   gen = gen.apply_gradients(pmean(g_grads, axis_name), batch_stats=pmean(batch_stats, axis_name))
-  avg = state.avg  # unchanged (or {}) without historical averaging
+  avg = state.avg  # unchanged (or {}) without historical averaging and EMA
   if historical_averaging > 0:
-    avg = {"gen": running_mean(avg_g, gen.params, gen.step + 1), "disc": avg_d}
+    avg = {**avg, "gen": running_mean(avg_g, gen.params, gen.step + 1), "disc": avg_d}
+  if ema_decay > 0:
+    avg = {**avg, "ema": ema_update(avg["ema"], {"params": gen.params, "batch_stats": gen.batch_stats}, ema_decay,
+                                    ema_start, gen.step)}
 
   metrics = jax.tree.map(lambda *v: jnp.mean(jnp.stack(v)), *d_metrics)
   metrics.update(g_metrics, fake_std=0.5 * jnp.mean(jnp.std(fake, axis=0)),
@@ -325,25 +367,29 @@ def train_step(state: AdversarialState, batch, rng, *, loss: str = "non_saturati
 
 
 def adversarial_train_step(state: AdversarialState, batch, rng, *, loss: str = "non_saturating", d_steps: int = 1,
-                           feature_matching: bool = False, historical_averaging: float = 0.0, axis_name=None):
+                           feature_matching: bool = False, historical_averaging: float = 0.0,
+                           ema_decay: float = 0.0, ema_start: int = 0, axis_name=None):
   """The `train_step` of `gan`, `gan_mlp` and `cgan`: `d_steps` discriminator updates on distinct real minibatches,
   then one generator update (see `train_step`). Its keywords are the hyperparameters those families accept in
   `step`; a conditional GAN generates its fakes with the labels of the real minibatch they are scored beside."""
   return train_step(state, batch, rng, loss=loss, d_steps=d_steps, feature_matching=feature_matching,
-                    historical_averaging=historical_averaging, axis_name=axis_name)
+                    historical_averaging=historical_averaging, ema_decay=ema_decay, ema_start=ema_start,
+                    axis_name=axis_name)
 
 
 # --- evaluation and sampling -----------------------------------------------------------------------------------
 
 def generate(state: AdversarialState, rng, n: int, labels=None):
-  """n images in [-1, 1], BatchNorm (if any) on running averages; `labels` [n] for a conditional GAN."""
+  """n images in [-1, 1] from the sampling generator (its EMA when kept: `sampling_variables`), BatchNorm (if any)
+  on running averages; `labels` [n] for a conditional GAN."""
   z = latent(rng, n, state.spec)
-  return state.gen.apply_fn(state.gen.variables, z, _labels(state, labels), train=False)
+  return state.gen.apply_fn(sampling_variables(state), z, _labels(state, labels), train=False)
 
 
 def decode(state: AdversarialState, z, labels=None):
-  """G(z) in [0, 1] for given latents z [n, latent_dim] (interpolation, latent arithmetic)."""
-  return (state.gen.apply_fn(state.gen.variables, z, _labels(state, labels), train=False) + 1.0) * 0.5
+  """G(z) in [0, 1] for given latents z [n, latent_dim] (interpolation, latent arithmetic), from the sampling
+  generator."""
+  return (state.gen.apply_fn(sampling_variables(state), z, _labels(state, labels), train=False) + 1.0) * 0.5
 
 
 def _eval_scores(state, batch, rng):

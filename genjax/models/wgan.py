@@ -13,9 +13,11 @@ import functools
 from genjax.models import gan_mlp, gans
 
 
-def train_step(state: gans.AdversarialState, batch, rng, *, n_critic: int = 5, clip: float = 0.01, axis_name=None):
-  """`n_critic` clipped critic updates on distinct real minibatches, then one generator update."""
-  return gans.train_step(state, batch, rng, loss="wasserstein", d_steps=n_critic, clip=clip, axis_name=axis_name)
+def train_step(state: gans.AdversarialState, batch, rng, *, n_critic: int = 5, clip: float = 0.01,
+               ema_decay: float = 0.0, ema_start: int = 0, axis_name=None):
+  """`n_critic` clipped critic updates on distinct real minibatches, then one generator update (and its EMA)."""
+  return gans.train_step(state, batch, rng, loss="wasserstein", d_steps=n_critic, clip=clip, ema_decay=ema_decay,
+                         ema_start=ema_start, axis_name=axis_name)
 
 
 FAMILY = gan_mlp.FAMILY._replace(name="wgan", train_step=train_step, eval_step=gans.eval_step_wasserstein,

@@ -19,10 +19,10 @@ def validate(config) -> None:
 
 
 def train_step(state: gans.AdversarialState, batch, rng, *, n_critic: int = 5, gp_weight: float = 10.0,
-               axis_name=None):
-  """`n_critic` penalized critic updates on distinct real minibatches, then one generator update."""
+               ema_decay: float = 0.0, ema_start: int = 0, axis_name=None):
+  """`n_critic` penalized critic updates on distinct real minibatches, then one generator update (and its EMA)."""
   return gans.train_step(state, batch, rng, loss="wasserstein", d_steps=n_critic, gp_weight=gp_weight,
-                         axis_name=axis_name)
+                         ema_decay=ema_decay, ema_start=ema_start, axis_name=axis_name)
 
 
 FAMILY = wgan.FAMILY._replace(name="wgan_gp", validate=validate, train_step=train_step)
