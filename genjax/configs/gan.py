@@ -13,6 +13,7 @@ def get_config():
   c = cfg.base()
   c.model.name = "gan"
   c.model.latent_dim = 64
+  c.model.spectral_norm = False  # divide each of D's kernels by its top singular value (Miyato et al. 2018)
   c.model.gen_features = (128, 64)
   c.model.disc_features = (32, 64)
   c.model.upsample = "transpose"  # 4x4 stride-2 transposed convs (nets.ConvTranspose4x4); or "subpixel"

@@ -12,6 +12,7 @@ def get_config():
   c = cfg.base()
   c.model.name = "wgan"
   c.model.latent_dim = 64
+  c.model.spectral_norm = False  # divide each of D's kernels by its top singular value (Miyato et al. 2018)
   c.model.latent_dist = "normal"
   c.model.gen_hidden = (256, 512)
   c.model.disc_hidden = (512, 256)

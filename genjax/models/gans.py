@@ -4,7 +4,8 @@ The registered families (`gan`, `gan_mlp`, `wgan`, `wgan_gp`, `cgan`) pick netwo
 hyperparameters to `train_step` here, which runs `d_steps` discriminator (critic) updates, each on its own real
 minibatch, then one generator update. Options that fight mode collapse live here too: separate learning rates
 (`optim.lr_g`, `optim.lr_d`), feature matching, historical averaging and minibatch stddev in D. Every GAN can keep
-an exponential moving average of its generator (`step.ema_decay`, `step.ema_start`), which then draws the samples.
+an exponential moving average of its generator (`step.ema_decay`, `step.ema_start`), which then draws the samples,
+and spectrally normalize its discriminator's layers (`model.spectral_norm`).
 
 Conventions: images enter the players in [-1, 1] (the generator ends in tanh); `D(x, y, train)` returns
 (logits [B], features [B, F]) where features are the activations the last dense layer reads.
@@ -19,7 +20,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from flax import struct
+from flax import struct, traverse_util
 
 from genjax import losses
 from genjax.errors import UserError
@@ -40,9 +41,11 @@ class Spec:
 
 
 class AdversarialState(GANState):
-  """A GANState with the static `spec` and averages of the players in `avg` ({} when none is on): with historical
-  averaging the running means of both players' parameters, `avg["gen"]` and `avg["disc"]`; with a generator EMA
-  its averaged variables, `avg["ema"] = {"params": ..., "batch_stats": ...}` (batch_stats {} without BatchNorm)."""
+  """A GANState with the static `spec` and, in `avg`, what the options keep beside the players' own variables ({}
+  when none is on): with historical averaging the running means of both players' parameters, `avg["gen"]` and
+  `avg["disc"]`; with a generator EMA its averaged variables, `avg["ema"] = {"params": ..., "batch_stats": ...}`
+  (batch_stats {} without BatchNorm); with spectral normalization the power iteration's vector of each of D's
+  kernels, `avg["sn"] = {"<layer path>/kernel": u [out features]}`."""
   avg: Any
   spec: Spec = struct.field(pytree_node=False)
 
@@ -162,7 +165,7 @@ def make_state(rng, config, gen: nn.Module, disc: nn.Module, example_x, spec: Sp
   """Initializes both players; optimizers from `optim` with `optim.lr_g` / `optim.lr_d` (absent or 0: `optim.lr`);
   critic weights clipped to [-step.clip, step.clip] when clipping is on; running means when
   step.historical_averaging > 0; the generator's average, starting at its initial variables, when
-  step.ema_decay > 0."""
+  step.ema_decay > 0; the power iteration's vectors when model.spectral_norm."""
   o, s = config.optim, config.step
   k_g, k_d = jax.random.split(rng)
   y = jnp.zeros((1,), jnp.int32) if spec.num_classes else None
@@ -176,6 +179,8 @@ def make_state(rng, config, gen: nn.Module, disc: nn.Module, example_x, spec: Sp
   avg = jax.tree.map(jnp.copy, {"gen": g.params, "disc": d.params}) if s.get("historical_averaging", 0.0) > 0 else {}
   if s.get("ema_decay", 0.0) > 0:
     avg["ema"] = jax.tree.map(jnp.copy, {"params": g.params, "batch_stats": g.batch_stats})
+  if config.model.get("spectral_norm", False):
+    avg["sn"] = spectral_init(jax.random.fold_in(k_d, 1), d.params)
   return AdversarialState(step=jnp.zeros((), jnp.int32), gen=g, disc=d, avg=avg, spec=spec)
 
 
@@ -217,6 +222,55 @@ def raw_generator(state: AdversarialState) -> AdversarialState | None:
   return state.replace(avg={k: v for k, v in state.avg.items() if k != "ema"})
 
 
+def _kernels(params) -> dict:
+  """{"path/kernel": W} for every weight matrix or conv kernel of a parameter tree (biases, embeddings left out)."""
+  return {"/".join(k): v for k, v in traverse_util.flatten_dict(params).items() if k[-1] == "kernel"}
+
+
+def _l2_normalize(v, eps: float = 1e-12):
+  return v / (jnp.linalg.norm(v) + eps)
+
+
+def spectral_init(rng, params) -> dict:
+  """A random unit vector u [out features] per kernel: the power iteration's start (Miyato et al. 2018)."""
+  return {name: _l2_normalize(jax.random.normal(jax.random.fold_in(rng, i), (w.shape[-1],), jnp.float32))
+          for i, (name, w) in enumerate(sorted(_kernels(params).items()))}
+
+
+def power_iteration(params, us: dict, n: int = 1) -> dict:
+  """`n` rounds of the power iteration per kernel W, read as a matrix [fan-in, out] (a conv kernel's [kh, kw, cin]
+  flattened): v = W u / |W u|, u = W^T v / |W^T v|. No gradient flows through the vectors."""
+  kernels = _kernels(jax.lax.stop_gradient(params))
+  out = {}
+  for name, u in us.items():
+    w = kernels[name].astype(jnp.float32).reshape(-1, kernels[name].shape[-1])
+    for _ in range(n):
+      v = _l2_normalize(w @ u)
+      u = _l2_normalize(w.T @ v)
+    out[name] = u
+  return out
+
+
+def spectral_normalize(params, us: dict):
+  """Every kernel W divided by its top singular value's estimate sigma = v^T W u = |W u|, v = W u / |W u|, with u
+  (and v) held constant in the gradient, as in Miyato et al. (2018): W / sigma(W)."""
+  flat = traverse_util.flatten_dict(params)
+  for key in flat:
+    name = "/".join(key)
+    if name in us:
+      w = flat[key]
+      w2 = w.astype(jnp.float32).reshape(-1, w.shape[-1])
+      v = jax.lax.stop_gradient(_l2_normalize(w2 @ us[name]))
+      sigma = v @ (w2 @ us[name])
+      flat[key] = (w / sigma).astype(w.dtype)
+  return traverse_util.unflatten_dict(flat)
+
+
+def _disc_params(params, sn):
+  """D's parameters as its layers use them: spectrally normalized with the vectors `sn` when those are kept."""
+  return params if sn is None else spectral_normalize(params, sn)
+
+
 def _labels(state: AdversarialState, y):
   return y if state.spec.num_classes else None
 
@@ -245,15 +299,20 @@ def _scores(state, disc, params, real, fake, y, rng):
   return (logits[:b], feats[:b]), (logits[b:], feats[b:])
 
 
-def _d_update(state, disc, avg_d, x, y, key, *, loss, clip, gp_weight, historical_averaging, axis_name):
-  """One update of D on real minibatch `x` against as many fresh fakes; returns (disc, avg_d, metrics)."""
+def _d_update(state, disc, avg_d, sn, x, y, key, *, loss, clip, gp_weight, historical_averaging, axis_name):
+  """One update of D on real minibatch `x` against as many fresh fakes; returns (disc, avg_d, sn, metrics). With
+  spectral normalization (`sn`, the vectors; None without) one power iteration first, then the loss of the
+  normalized layers."""
   wasserstein = loss == "wasserstein"
   fake, _ = _generate_train(state.gen, state.gen.params, latent(key, x.shape[0], state.spec, x.dtype), y,
                             axis_name)
   fake = jax.lax.stop_gradient(fake)
   k_drop, k_gp = jax.random.fold_in(key, 1), jax.random.fold_in(key, 2)
+  if sn is not None:
+    sn = power_iteration(disc.params, sn)
 
-  def loss_fn(params):
+  def loss_fn(raw):
+    params = _disc_params(raw, sn)
     (real_logits, _), (fake_logits, _) = _scores(state, disc, params, x, fake, y, k_drop)
     if wasserstein:
       adv = jnp.mean(losses.critic_loss(real_logits, fake_logits))
@@ -264,7 +323,7 @@ def _d_update(state, disc, avg_d, x, y, key, *, loss, clip, gp_weight, historica
       gp = jnp.mean(losses.gradient_penalty(lambda v: _disc(disc, params, v, y, k_drop)[0], x, fake, k_gp))
       total, aux["gp"] = total + gp_weight * gp, gp
     if historical_averaging > 0:
-      ha = losses.historical_average_penalty(params, avg_d)
+      ha = losses.historical_average_penalty(raw, avg_d)
       total, aux["d_hist"] = total + historical_averaging * ha, ha
     if wasserstein:
       aux.update(critic_real=jnp.mean(real_logits), critic_fake=jnp.mean(fake_logits),
@@ -279,7 +338,7 @@ def _d_update(state, disc, avg_d, x, y, key, *, loss, clip, gp_weight, historica
     disc = disc.replace(params=clip_params(disc.params, clip))
   if historical_averaging > 0:  # disc.step updates done: the mean of the disc.step + 1 parameter values so far
     avg_d = running_mean(avg_d, disc.params, disc.step + 1)
-  return disc, avg_d, metrics
+  return disc, avg_d, sn, metrics
 
 
 def split_minibatches(x, n: int):
@@ -322,24 +381,25 @@ def train_step(state: AdversarialState, batch, rng, *, loss: str = "non_saturati
   y_SxB = split_minibatches(batch.get("label", jnp.zeros(batch["image"].shape[:1], jnp.int32)), d_steps)
   m = x_SxB.shape[1]
   gen, disc = state.gen, state.disc
-  avg_g, avg_d = state.avg.get("gen"), state.avg.get("disc")
+  avg_g, avg_d, sn = state.avg.get("gen"), state.avg.get("disc"), state.avg.get("sn")
 
   d_metrics = []
   for i in range(d_steps):  # unrolled: XLA:CPU runs conv weight gradients far slower inside loops
     key = k_d if d_steps == 1 else jax.random.fold_in(k_d, i)
-    disc, avg_d, met = _d_update(state, disc, avg_d, x_SxB[i], _labels(state, y_SxB[i]), key, loss=loss,
+    disc, avg_d, sn, met = _d_update(state, disc, avg_d, sn, x_SxB[i], _labels(state, y_SxB[i]), key, loss=loss,
                                  clip=clip, gp_weight=gp_weight, historical_averaging=historical_averaging,
                                  axis_name=axis_name)
     d_metrics.append(met)
 
   x, y = x_SxB[0], _labels(state, y_SxB[0])
   k_drop = jax.random.fold_in(k_g, 1)
+  d_params = _disc_params(disc.params, sn)
 
   def g_loss_fn(params):
     fake, batch_stats = _generate_train(gen, params, latent(k_g, m, state.spec, x.dtype), y, axis_name)
-    logits, fake_feats = _disc(disc, disc.params, fake, y, k_drop)
+    logits, fake_feats = _disc(disc, d_params, fake, y, k_drop)
     if feature_matching:
-      _, real_feats = _disc(disc, disc.params, x, y, jax.random.fold_in(k_drop, 1))
+      _, real_feats = _disc(disc, d_params, x, y, jax.random.fold_in(k_drop, 1))
       g = losses.feature_matching(real_feats, fake_feats)
     elif loss == "wasserstein":
       g = jnp.mean(losses.wasserstein_generator_loss(logits))
@@ -353,7 +413,9 @@ def train_step(state: AdversarialState, batch, rng, *, loss: str = "non_saturati
 
   (_, (batch_stats, fake, g_metrics)), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(gen.params)
   gen = gen.apply_gradients(pmean(g_grads, axis_name), batch_stats=pmean(batch_stats, axis_name))
-  avg = state.avg  # unchanged (or {}) without historical averaging and EMA
+  avg = state.avg  # unchanged (or {}) without historical averaging, EMA and spectral normalization
+  if sn is not None:
+    avg = {**avg, "sn": sn}
   if historical_averaging > 0:
     avg = {**avg, "gen": running_mean(avg_g, gen.params, gen.step + 1), "disc": avg_d}
   if ema_decay > 0:
@@ -396,8 +458,9 @@ def _eval_scores(state, batch, rng):
   x = batch["image"] * 2.0 - 1.0
   y = _labels(state, batch.get("label"))
   fake = generate(state, rng, x.shape[0], y)
-  real_logits, _ = state.disc.apply_fn(state.disc.variables, x, y)
-  fake_logits, _ = state.disc.apply_fn(state.disc.variables, fake, y)
+  d = {"params": _disc_params(state.disc.params, state.avg.get("sn"))}
+  real_logits, _ = state.disc.apply_fn(d, x, y)
+  fake_logits, _ = state.disc.apply_fn(d, fake, y)
   return real_logits, fake_logits
 
 
