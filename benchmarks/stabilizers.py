@@ -1,0 +1,114 @@
+"""GAN stabilizers side by side: the default `gan` run with each option alone and in combination, scored by make eval.
+
+    .venv/bin/python benchmarks/stabilizers.py                        # every variant below, the default steps
+    .venv/bin/python benchmarks/stabilizers.py --variants ema,sn_ema --steps 1000
+
+Each variant is the default DCGAN config (genjax/configs/gan.py) with a few keys set (VARIANTS), trained by the
+real loop into WORKDIR/<variant> and scored by `make eval`'s code on `--num_samples` samples: classifier FID,
+precision, recall, coverage and class-KL. A variant that keeps a generator average is scored twice from the same
+run, on the average (eval.json) and on the trained generator itself (--raw_generator, eval-raw.json): the average
+does not change training, so the two differ only by it. A variant whose run and evaluations exist is not trained
+again (the script resumes where it stopped). Results: benchmarks/results/<device>-<date>-gan-stabilizers.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import pathlib
+import sys
+import time
+
+import jax
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from suite import device_slug  # noqa: E402 -- benchmarks/suite.py
+
+from genjax import config as cfg  # noqa: E402
+from genjax import train  # noqa: E402
+from genjax.errors import UserError  # noqa: E402
+from genjax.eval import provenance  # noqa: E402
+from genjax.eval import run as evaluation  # noqa: E402
+
+EMA = {"step.ema_decay": 0.998, "step.ema_start": 500}  # a window of about 500 of the 3000 steps, from step 500
+VARIANTS = {  # name -> the keys set on the default config, and what it tests
+    "default": ({}, "the default DCGAN"),
+    "ema": (EMA, "a moving average of the generator"),
+    "sn_ema": ({"model.spectral_norm": True, **EMA}, "spectral norm in D, with the average"),
+    "hinge_ema": ({"step.loss": "hinge", **EMA}, "hinge loss, with the average"),
+    "ttur_ema": ({"optim.lr_g": 1e-4, "optim.lr_d": 4e-4, **EMA}, "TTUR: lr_g 1e-4, lr_d 4e-4, with the average"),
+    "sn_hinge_ema": ({"model.spectral_norm": True, "step.loss": "hinge", **EMA}, "spectral norm and hinge loss"),
+    "batch64_ema": ({"train.batch_size": 64, **EMA}, "batch 64 (as many steps), with the average"),
+}
+SCORES = ("fid", "precision", "recall", "coverage", "class_kl", "classes_covered")
+
+
+def variant_config(name: str, steps: int):
+  c = cfg.model_config("gan")
+  cfg.assign(c, VARIANTS[name][0])
+  if steps:
+    c.train.steps = steps
+  cfg.check(c)
+  return c
+
+
+def measure(name: str, workdir: pathlib.Path, steps: int, num_samples: int, log=print) -> dict:
+  c = variant_config(name, steps)
+  run_dir = workdir / name
+  ema = c.step.get("ema_decay", 0.0) > 0
+  timing = run_dir / "timing.json"
+  if not (timing.exists() and json.loads(timing.read_text()).get("steps") == c.train.steps):
+    t0 = time.perf_counter()
+    train.train(c, run_dir, quiet=True)
+    log(f"{name}: trained {c.train.steps} steps in {time.perf_counter() - t0:.0f} s")
+  record = {"variant": name, "what": VARIANTS[name][1], "set": VARIANTS[name][0], "steps": c.train.steps,
+            "batch_size": c.train.batch_size, "train_s": json.loads(timing.read_text())["train_s"]}
+  for raw in ([False, True] if ema else [False]):
+    path = run_dir / ("eval-raw.json" if raw else "eval.json")
+    old = json.loads(path.read_text()) if path.exists() else {}
+    if old.get("step") != c.train.steps or old.get("settings", {}).get("num_samples") != num_samples:
+      old = evaluation.evaluate_run(run_dir, num_samples=num_samples, raw_generator=raw)
+    scores = {k: old[k] for k in SCORES if k in old}
+    record["raw" if raw else "scores"] = scores
+    log(f"{name}{' (raw generator)' if raw else ''}: " + ", ".join(f"{k} {v:.3g}" for k, v in scores.items()))
+  return record
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, from: " + ", ".join(VARIANTS))
+  p.add_argument("--steps", type=int, default=0, help="training steps; default the config's (3000)")
+  p.add_argument("--num_samples", type=int, default=10000, help="samples scored (make eval's default)")
+  p.add_argument("--workdir", default="runs/stabilizers")
+  p.add_argument("--out_dir", default=str(HERE / "results"))
+  p.add_argument("--tag", default="gan-stabilizers")
+  a = p.parse_args(argv)
+  names = a.variants.split(",")
+  unknown = [n for n in names if n not in VARIANTS]
+  if unknown:
+    print(f"stabilizers: error: unknown variant {unknown[0]!r}; known: {', '.join(VARIANTS)}", file=sys.stderr)
+    return 2
+  device = jax.devices()[0]
+  where = {"platform": jax.default_backend(), "device_kind": device.device_kind, "cpu": provenance.cpu_name()}
+  out = pathlib.Path(a.out_dir) / f"{device_slug(where)}-{datetime.date.today().isoformat()}-{a.tag}.json"
+  result = {"kind": "gan-stabilizers", "date": datetime.date.today().isoformat(), **where, "devices": 1,
+            **provenance.environment(), "command": "benchmarks/stabilizers.py " + " ".join(argv or sys.argv[1:]),
+            "num_samples": a.num_samples, "records": [], "complete": False}
+  try:
+    for name in names:
+      result["records"].append(measure(name, pathlib.Path(a.workdir), a.steps, a.num_samples))
+      provenance.write_json(out, result, indent=1)  # after each variant: a stopped run keeps what it measured
+  except UserError as e:
+    print(f"stabilizers: error: {e}", file=sys.stderr)
+    return 2
+  result["complete"] = True
+  provenance.write_json(out, result, indent=1)
+  print(f"stabilizers: {len(result['records'])} variants -> {out}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
