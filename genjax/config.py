@@ -173,6 +173,10 @@ def check(config: ml_collections.ConfigDict) -> None:
   if config.get("matmul_precision", "default") not in MATMUL_PRECISIONS:
     raise UserError(f"matmul_precision must be one of {', '.join(MATMUL_PRECISIONS)}, got "
                     f"'{config.matmul_precision}'")
+  if t.get("eval_every", 0) < 0:
+    raise UserError(f"train.eval_every must be 0 (off) or positive, got {t.eval_every}")
+  if t.get("eval_every", 0) and config.get("population", 1) > 1:
+    raise UserError("train.eval_every is not available for populations yet: evaluate the members with make eval")
   if t.get("resume_step", 0) < 0:
     raise UserError(f"train.resume_step must be 0 (the newest checkpoint) or a saved step, got {t.resume_step}")
 
@@ -210,5 +214,8 @@ def base() -> ml_collections.ConfigDict:
       "steps_per_dispatch": 0,  # 0: chosen per model and backend (see train.steps_per_dispatch)
       # 0: resume from the newest checkpoint; N: from checkpoint N, moving newer ones to checkpoints-abandoned/
       "resume_step": 0,
+      # N > 0: every N steps a cheap score (generators: classifier FID of 2000 samples; VAEs: test -ELBO; AEs: test
+      # MSE) goes to metrics.jsonl, and the best checkpoint by it is kept in checkpoints-best/ (genjax.eval.during)
+      "eval_every": 0,
   })
   return c

@@ -38,6 +38,8 @@ def parse(argv):
   parser.add_argument("--seed", type=int, default=0, help="eval: seed of samples, binarization and estimators")
   parser.add_argument("--nll_k", type=int, default=5000, help="eval: importance samples per image for the NLL")
   parser.add_argument("--nll_examples", type=int, default=10000, help="eval: test images in neg_elbo and nll")
+  parser.add_argument("--best", action="store_true",
+                      help="eval: the best checkpoint by train.eval_every's score, not the newest (eval-best.json)")
   parser.add_argument("--raw_generator", action="store_true",
                       help="eval: score a GAN's trained generator, not its moving average (eval-raw.json)")
   parser.add_argument("--num_reference", type=int, default=10000,
@@ -98,14 +100,15 @@ def run_eval(args, rest) -> int:
     raise UserError("eval needs a run: make eval WORKDIR=runs/<model>, or SAMPLES=file.npz DATASET=<name>")
   result = evaluation.evaluate_run(args.workdir, num_samples=args.num_samples, seed=args.seed, nll_k=args.nll_k,
                                    nll_examples=args.nll_examples, num_reference=args.num_reference,
-                                   inception_weights=args.inception or None, raw_generator=args.raw_generator)
+                                   inception_weights=args.inception or None, raw_generator=args.raw_generator,
+                                   best=args.best)
   keys = ("fid", "inception_fid", "classes_covered", "neg_elbo", "nll", "mse", "psnr")
   shown = {k: result[k] for k in keys if k in result}
   what = f"a population of {result['population']} " if "population" in result else ""
   print(f"genjax: evaluated {what}{result['model']} at step {result['step']}: "
         + ", ".join(f"{k} {v['mean']:.4g} ± {v['std']:.2g}" if isinstance(v, dict) else f"{k} {v:.4g}"
                     for k, v in shown.items())
-        + f"; written to {args.workdir}/{'eval-raw' if args.raw_generator else 'eval'}.json")
+        + f"; written to {args.workdir}/eval{'-best' * args.best}{'-raw' * args.raw_generator}.json")
   return 0
 
 

@@ -74,7 +74,8 @@ class Log:
       kept = [line for line in self.path.read_text().splitlines() if _step_of(line) <= start]
     if write:
       self.path.write_text("".join(line + "\n" for line in kept))
-    self.records = [json.loads(line) for line in kept]
+    # The training metrics' records (the learning curves); train.eval_every's scores are records of their own.
+    self.records = [r for r in map(json.loads, kept) if not any(n.startswith("eval_") for n in r)]
     self.batch_size, self.log_every = batch_size, log_every
     self.buffer: list[dict] = []
     self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True, mininterval=1.0, disable=quiet)
@@ -125,6 +126,18 @@ class Log:
           if n != "step":
             self.tb.add_scalar(n, v, record["step"])
     self.bar.set_postfix({n: f"{v:.3g}" for n, v in records[-1].items() if n != "step"}, refresh=False)
+
+  def add_scores(self, step: int, scores: dict) -> None:
+    """A record of evaluation scores at `step` (train.eval_every) in metrics.jsonl and TensorBoard, apart from the
+    training metrics' records."""
+    record = {"step": step, **{n: float(v) for n, v in scores.items()}}
+    if self.write:
+      with self.path.open("a") as f:
+        f.write(json.dumps(record) + "\n")
+    if self.tb is not None:
+      for n, v in scores.items():
+        self.tb.add_scalar(n, float(v), step)
+    self.bar.set_postfix({n: f"{v:.3g}" for n, v in scores.items()}, refresh=False)
 
   def restart_clock(self, step: int) -> None:
     self.t_last, self.step_last = time.perf_counter(), step
@@ -248,6 +261,27 @@ class RunDir:
       except Diverged as e:
         raise Diverged(f"members/{i}: {e}" if self.size > 1 else str(e)) from None
 
+  def open_evaluation(self, family, image_shape) -> None:
+    """With train.eval_every: the family's cheap score and the best checkpoint (genjax.eval.during). For
+    generators this loads the classifier, training it first where there is none."""
+    self.scoring = None
+    if self.config.train.get("eval_every", 0):
+      from genjax.eval import during
+      metric, score = during.scorer(family, self.config, image_shape, self.root)
+      self.scoring = (metric, score, during.Best(self.root, metric, self.write))
+
+  def evaluate(self, step: int, state) -> float:
+    """Scores `state`, logs `eval_<metric>`, keeps the state if it is the best so far; the seconds it took (the
+    logs' clocks restart after it, so that images/s counts training alone)."""
+    t0 = time.perf_counter()
+    metric, score, best = self.scoring
+    value = score(state, step)
+    best.offer(step, value, state)
+    for log in self.logs:
+      log.add_scores(step, {f"eval_{metric}": value})
+    self.restart_clocks(step)
+    return time.perf_counter() - t0
+
   def restart_clocks(self, step: int) -> None:
     for log in self.logs:
       log.restart_clock(step)
@@ -290,8 +324,9 @@ class RunDir:
     A save or flush that failed raises (WriteFailed for a full disk), unless `check` is False because the run is
     already failing with an error of its own."""
     failed = []
+    scoring = getattr(self, "scoring", None)
     try:
-      for c in self.__dict__.get("ckpts", []):
+      for c in [*self.__dict__.get("ckpts", []), *([scoring[2].ckpts] if scoring else [])]:
         try:
           c.wait()
         except Exception:

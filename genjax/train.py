@@ -43,11 +43,12 @@ class Result:
   compile_s: float
   train_s: float
   images_per_sec: float
+  eval_s: float = 0.0  # train.eval_every's scoring, not counted in train_s
 
 
 def steps_per_dispatch(config, start_step: int = 0, backend: str | None = None) -> int:
-  """Steps run by one dispatch (one `lax.scan`), so that chunks end on every sample and checkpoint step and at the
-  end, and one compiled program serves the whole run.
+  """Steps run by one dispatch (one `lax.scan`), so that chunks end on every sample, checkpoint and evaluation step
+  and at the end, and one compiled program serves the whole run.
 
   On CPU: DEFAULT_STEPS_PER_DISPATCH (or train.steps_per_dispatch) reduced to divide the log interval too, as
   measured best there. On accelerators (`backend`, default JAX's): the largest divisor of those intervals up to
@@ -55,10 +56,11 @@ def steps_per_dispatch(config, start_step: int = 0, backend: str | None = None) 
   metrics from the scan's stacked outputs. Conv models scan on CPU too because their convs' gradients are canonical
   convs (`kernels.canonical_conv`, docs/kernels.md)."""
   t = config.train
+  evals = t.get("eval_every", 0)  # 0 (off) leaves the gcd as it is
   if (backend or jax.default_backend()) == "cpu":
     k = t.steps_per_dispatch or DEFAULT_STEPS_PER_DISPATCH
-    return math.gcd(k, t.steps, t.log_every, t.sample_every, t.checkpoint_every, start_step)
-  intervals = math.gcd(t.steps, t.sample_every, t.checkpoint_every, start_step)
+    return math.gcd(k, t.steps, t.log_every, t.sample_every, t.checkpoint_every, evals, start_step)
+  intervals = math.gcd(t.steps, t.sample_every, t.checkpoint_every, evals, start_step)
   cap = t.steps_per_dispatch or ACCELERATOR_STEPS_PER_DISPATCH
   return max(d for d in range(1, min(cap, intervals) + 1) if intervals % d == 0)
 
@@ -161,8 +163,9 @@ def train(config, workdir, *, quiet: bool = False, family: Family | None = None)
     images, labels, step_rng = layout.put((images, ds.labels, step_rng))
     x_test = data.load(config.data.name, "test").images[:t.num_samples // 2].astype(np.float32) / 255.0
     run.open_logs(start, quiet)
+    run.open_evaluation(family, ds.images.shape[1:])
     handlers = {s: signal.signal(s, lambda signum, _: stop.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
-    pending, step, compile_s = None, start, 0.0
+    pending, step, compile_s, eval_s, evals = None, start, 0.0, 0.0, t.get("eval_every", 0)
     t0 = time.perf_counter()
     while step < t.steps:
       idx = layout.put_indices(data.batch_indices(t.seed, step, k, per_step, n))
@@ -179,20 +182,23 @@ def train(config, workdir, *, quiet: bool = False, family: Family | None = None)
       stopping = parallel.agree_to_stop(bool(stop), step // t.log_every > (step - k) // t.log_every
                                         or step == t.steps)
       save_now = step % t.checkpoint_every == 0 or step == t.steps or stopping
-      if save_now or step % t.sample_every == 0:
+      evaluate_now = evals and step % evals == 0
+      if save_now or step % t.sample_every == 0 or evaluate_now:
         run.log(pending[0], jax.device_get(pending[1]))
         pending = None
       if step % t.sample_every == 0 or step == t.steps:
         run.save_pictures(family, state, step, sample_rng, t.num_samples, x_test)
       if save_now:
         run.save(step, state)
+      if evaluate_now:
+        eval_s += run.evaluate(step, state)
       if stopping:
         raise Interrupted(stop[0] if stop else signal.SIGTERM, step)
     if pending is not None:
       run.log(pending[0], jax.device_get(pending[1]))
-    train_s, measured = time.perf_counter() - t0 - compile_s, step - start - k
+    train_s, measured = time.perf_counter() - t0 - compile_s - eval_s, step - start - k
     result = Result(state, start, step, k, len(traces), compile_s, train_s,
-                    measured * t.batch_size / train_s if measured > 0 and train_s > 0 else float("nan"))
+                    measured * t.batch_size / train_s if measured > 0 and train_s > 0 else float("nan"), eval_s)
     run.finish(result)
     return result
   except Diverged as e:

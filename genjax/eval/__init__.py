@@ -12,6 +12,7 @@ One module per concern:
   restore       Run, load_run, restore_target: a checkpoint restored onto this process's devices.
   provenance    environment() and cpu_name(): what produced a result; write_json, write_text: whole files or none.
   leaderboard   every run under a root, scored (or its fresh eval.json reused) and tabled in markdown.
+  during        train.eval_every: a cheap score in the training process, and the best checkpoint by it.
 
 Which blocks apply is what the family's `blocks` name (genjax.models.family). Import the modules by name (`from
 genjax.eval import run as evaluation`), never `from genjax import eval`, which would shadow the builtin.

@@ -62,7 +62,8 @@ def feature_network(dataset: str):
 
 
 @functools.cache
-def _real_features(dataset: str, num_reference: int):
+def reference_features(dataset: str, num_reference: int):
+  """(classifier features of the first `num_reference` test images, how many there were); computed once."""
   state, _ = feature_network(dataset)
   images = data.load(dataset, "test").images[:num_reference]
   return classifier.features(state, images), len(images)
@@ -70,7 +71,7 @@ def _real_features(dataset: str, num_reference: int):
 
 def clear_caches() -> None:
   """Forgets the feature networks and reference features computed so far (after the classifier changed)."""
-  for cached in (feature_network, _real_features, _inception_reference):
+  for cached in (feature_network, reference_features, _inception_reference):
     cached.cache_clear()
 
 
@@ -80,7 +81,7 @@ def generator_metrics(dataset: str, images_u8: np.ndarray, seed: int, num_refere
   and its part of the protocol. With `inception_weights` (pytorch-fid's .pth), also `inception_fid` and
   `inception_kid` in pytorch-fid's feature space."""
   state, card = feature_network(dataset)
-  real, n_real = _real_features(dataset, num_reference)
+  real, n_real = reference_features(dataset, num_reference)
   fake = classifier.features(state, images_u8)
   probs = classifier.probabilities(state, images_u8)
   result = metrics.generator_metrics(real, fake, probs, num_classes=probs.shape[-1], seed=seed)

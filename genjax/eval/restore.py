@@ -58,18 +58,26 @@ def restore_target(family, config, image_shape) -> object:
   return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), abstract)
 
 
-def load_run(workdir, step: int | None = None, attempts: int = 5) -> Run:
-  """Restores `step` (default: the latest checkpoint) of the run in `workdir`. A run that is still training may
-  delete the latest checkpoint while it is read (`train.max_to_keep`): the newest one is then read again, up to
-  `attempts` times."""
+def load_run(workdir, step: int | None = None, attempts: int = 5, best: bool = False) -> Run:
+  """Restores `step` (default: the latest checkpoint) of the run in `workdir`, or with `best` the best checkpoint
+  by train.eval_every's score (checkpoints-best/, named by best.json). A run that is still training may delete the
+  latest checkpoint while it is read (`train.max_to_keep`): the newest one is then read again, up to `attempts`
+  times."""
   workdir = pathlib.Path(workdir)
   if not workdir.is_dir():
     raise UserError(f"no run directory {workdir}")
   config, image_shape = _read_config(workdir)
   family = models.get(config.model.name)
   target = restore_target(family, config, image_shape)
+  folder = "checkpoints"
+  if best:
+    from genjax.eval import during
+    record = during.read_best(workdir)
+    if record is None:
+      raise UserError(f"{workdir} has no best checkpoint: train with --config.train.eval_every=N to keep one")
+    folder, step = during.BEST_DIR, record["step"]
   for attempt in range(attempts):
-    ckpts, chosen = checkpoint.Checkpoints(workdir / "checkpoints"), None  # anew: it lists the steps there are now
+    ckpts, chosen = checkpoint.Checkpoints(workdir / folder), None  # anew: it lists the steps there are now
     try:
       chosen = ckpts.latest_step() if step is None else step
       if chosen is None:

@@ -26,31 +26,35 @@ BLOCKS = (generator, conditional, likelihood, reconstruction)  # their metrics a
 
 def evaluate_run(workdir, *, num_samples: int = NUM_SAMPLES, seed: int = 0, nll_k: int = NLL_K,
                  nll_examples: int = NLL_EXAMPLES, num_reference: int = NUM_SAMPLES,
-                 inception_weights: str | None = None, raw_generator: bool = False, write: bool = True) -> dict:
+                 inception_weights: str | None = None, raw_generator: bool = False, best: bool = False,
+                 write: bool = True) -> dict:
   """Every metric that applies to the run in `workdir`, with its protocol; writes eval.json and eval/*.png.
 
   Generators are scored on `num_samples` samples against `num_reference` test images; VAE likelihoods on the first
   `nll_examples` test images with `nll_k` importance samples each. `inception_weights` adds Inception FID and KID.
   A GAN that keeps a moving average of its generator is scored on the average's samples, or with `raw_generator`
-  on the trained generator's own, written apart: eval-raw.json and eval-raw/. A population's directory
+  on the trained generator's own, written apart: eval-raw.json and eval-raw/. `best` scores the best checkpoint by
+  train.eval_every's score rather than the newest: eval-best.json and eval-best/. A population's directory
   (population.json) has each member scored, and mean and std over members."""
   kwargs = dict(num_samples=num_samples, seed=seed, nll_k=nll_k, nll_examples=nll_examples,
                 num_reference=num_reference, inception_weights=inception_weights, raw_generator=raw_generator)
   if (pathlib.Path(workdir) / "population.json").exists():
+    if best:
+      raise UserError("--best: a population keeps no best checkpoint (train.eval_every is for single runs)")
     return evaluate_population(workdir, **kwargs, write=write)
   settings = Settings(**kwargs)
   settings.check()
   if inception_weights:
     inception.load(str(inception_weights))  # a bad weights file fails here, before any sampling
   t0 = time.perf_counter()
-  run = restore.load_run(workdir)
+  run = restore.load_run(workdir, best=best)
   if raw_generator:
     raw = run.family.raw_generator(run.state) if run.family.raw_generator else None
     if raw is None:
       raise UserError(f"--raw_generator applies to GANs that keep a generator average (step.ema_decay > 0); "
                       f"{run.config.model.name} in {run.workdir} has no generator average")
     run = dataclasses.replace(run, state=raw)
-  name = "eval-raw" if raw_generator else "eval"
+  name = "eval" + ("-best" if best else "") + ("-raw" if raw_generator else "")
   dataset = run.config.data.name
   result: dict = {"model": run.config.model.name, "dataset": dataset, "kind": run.family.kind, "step": run.step,
                   "settings": settings.recorded()}
