@@ -166,7 +166,7 @@ def _as_input(images):
 
 def _batched(fn, state, images, batch_size: int = 1000) -> np.ndarray:
   """fn over uint8 or float images in chunks; floats must be in [0, 1]."""
-  return data.batched(lambda x: fn(state, _as_input(x)), images, batch_size=batch_size)
+  return data.batched(lambda x: fn(state, _as_input(x)), images, batch_size=batch_size, desc="classifier")
 
 
 def predict(state, images) -> np.ndarray:

@@ -236,12 +236,26 @@ def batch_indices(seed: int, step: int, num_steps: int, batch_size: int, n: int)
   return out
 
 
-def batches(fn, *arrays, batch_size: int, key=None, pad: bool = False):
+PROGRESS_AFTER_S = 2.0  # a described stage shows its progress bar once it has run this long
+
+
+def batches(fn, *arrays, batch_size: int, key=None, pad: bool = False, desc: str | None = None):
   """Yields `fn(*chunks)` as host (trees of) numpy arrays for the chunks [start, start + batch_size) of `arrays`
   along axis 0, in order. With `key`, the i-th call gets `jax.random.fold_in(key, i)` as its last argument; with
-  `pad`, a short last chunk is padded with zeros to `batch_size` (one compiled shape) and its outputs cut back."""
+  `pad`, a short last chunk is padded with zeros to `batch_size` (one compiled shape) and its outputs cut back.
+
+  With `desc` (what the stage does, e.g. "NLL, k=5000") a stage that runs longer than PROGRESS_AFTER_S shows a
+  progress bar with its ETA on stderr, and one of more than two chunks prints its estimated total once the
+  second chunk is done (the first includes compiling)."""
+  import time
+
   import jax
+  from tqdm import tqdm
   n = len(arrays[0])
+  chunks_total = -(-n // batch_size)
+  bar = tqdm(total=n, desc=desc, unit="example", delay=PROGRESS_AFTER_S, mininterval=1.0, dynamic_ncols=True,
+             disable=desc is None, leave=False)
+  t0 = t1 = time.perf_counter()
   for i, start in enumerate(range(0, n, batch_size)):
     chunks = [a[start:start + batch_size] for a in arrays]
     m = len(chunks[0])
@@ -251,11 +265,28 @@ def batches(fn, *arrays, batch_size: int, key=None, pad: bool = False):
     if key is not None:
       chunks.append(jax.random.fold_in(key, i))
     out = jax.tree.map(np.asarray, fn(*chunks))
+    bar.update(m)
+    if desc is not None and i == 1 and chunks_total > 2:  # the first chunk compiled; the second is a steady one
+      now = time.perf_counter()
+      total = (t1 - t0) + (now - t1) * (chunks_total - 1)
+      if total > 10 * PROGRESS_AFTER_S:
+        bar.write(f"genjax: {desc}: about {_duration(total)} in all ({n} examples in {chunks_total} chunks)",
+                  file=sys.stderr)
+    if i == 0:
+      t1 = time.perf_counter()
     yield jax.tree.map(lambda y, m=m: y[:m], out) if padded else out
+  bar.close()
 
 
-def batched(fn, *arrays, batch_size: int, key=None, pad: bool = False):
+def _duration(seconds: float) -> str:
+  if seconds >= 3600:
+    return f"{seconds / 3600:.1f} h"
+  return f"{seconds / 60:.1f} min" if seconds >= 120 else f"{seconds:.0f} s"
+
+
+def batched(fn, *arrays, batch_size: int, key=None, pad: bool = False, desc: str | None = None):
   """`batches(fn, *arrays, ...)` concatenated along axis 0: fn (jitted by the caller) over arrays too large for one
   call, e.g. `batched(jax.jit(f), images, batch_size=1000)`."""
   import jax
-  return jax.tree.map(lambda *xs: np.concatenate(xs), *batches(fn, *arrays, batch_size=batch_size, key=key, pad=pad))
+  return jax.tree.map(lambda *xs: np.concatenate(xs),
+                      *batches(fn, *arrays, batch_size=batch_size, key=key, pad=pad, desc=desc))

@@ -128,3 +128,20 @@ def test_unprepared_tfds_dataset_without_tensorflow_says_what_to_install(tmp_pat
   with pytest.raises(UserError, match="not prepared.*pip install tensorflow-cpu"):
     data.load("cifar10", "train")
   data._load_split.cache_clear()
+
+
+def test_a_long_stage_shows_its_progress_and_estimated_total(monkeypatch, capsys):
+  """A described stage of more than two chunks prints its estimated total once its second chunk is done (the
+  first one compiles), and a progress bar once it has run PROGRESS_AFTER_S; an undescribed one prints nothing."""
+  monkeypatch.setattr(data, "PROGRESS_AFTER_S", 0.01)
+
+  def slow(x):
+    time.sleep(0.05)
+    return x * 2
+
+  out = data.batched(slow, np.arange(8), batch_size=2, desc="doubling")
+  np.testing.assert_array_equal(out, 2 * np.arange(8))
+  err = capsys.readouterr().err
+  assert "genjax: doubling: about 0 s in all (8 examples in 4 chunks)" in err and "doubling" in err.splitlines()[-1]
+  data.batched(slow, np.arange(8), batch_size=2)
+  assert capsys.readouterr().err == ""

@@ -30,6 +30,7 @@ def label_accuracy(run, dataset: str, n: int, seed: int, batch: int = 1000) -> f
   labels = np.arange(n) % int(run.config.model.num_classes)
   sample = jax.jit(run.family.sample_class)
   key = jax.random.fold_in(jax.random.PRNGKey(seed), 1)  # draws of their own, apart from draw_samples'
-  images = generator.to_uint8(data.batched(lambda y, k: sample(run.state, k, y), labels, batch_size=batch, key=key))
+  images = generator.to_uint8(data.batched(lambda y, k: sample(run.state, k, y), labels, batch_size=batch, key=key,
+                                           desc="sampling by label"))
   state, _ = generator.feature_network(dataset)
   return float(np.mean(np.argmax(classifier.probabilities(state, images), axis=-1) == labels))

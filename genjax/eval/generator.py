@@ -38,7 +38,7 @@ def draw_samples(run, n: int, seed: int, batch: int = 1000) -> np.ndarray:
   """n samples as uint8 [n, H, W, C], batch i drawn with fold_in(PRNGKey(seed), i)."""
   sample = jax.jit(run.family.sample, static_argnums=2)
   return to_uint8(data.batched(lambda index, key: sample(run.state, key, len(index)), np.arange(n), batch_size=batch,
-                               key=jax.random.PRNGKey(seed)))
+                               key=jax.random.PRNGKey(seed), desc="sampling"))
 
 
 # --------------------------------------------------------------------------------------------- the feature network

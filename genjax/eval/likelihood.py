@@ -45,7 +45,8 @@ def likelihood_metrics(run, seed: int, k: int, examples: int, batch: int = 50, c
     return run.family.likelihood_bounds(state, x, y, rng, k, chunk=chunk)
 
   bound, elbo = data.batched(lambda x, y, key: one(run.state, jnp.asarray(x), jnp.asarray(y), key), x_all, y_all,
-                             batch_size=batch, key=jax.random.fold_in(jax.random.PRNGKey(seed), 7))
+                             batch_size=batch, key=jax.random.fold_in(jax.random.PRNGKey(seed), 7),
+                             desc=f"likelihood bounds, k={k}")
   bound, elbo = bound.astype(np.float64), elbo.astype(np.float64)
   return {"neg_elbo": float(-elbo.mean()), "nll": float(-bound.mean()),
           "neg_elbo_se": float(elbo.std(ddof=1) / np.sqrt(len(elbo))) if len(elbo) > 1 else 0.0}

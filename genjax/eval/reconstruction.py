@@ -34,7 +34,7 @@ def reconstruction_metrics(run, seed: int, batch: int = 500) -> dict:
 
   sums: dict[str, float] = {}
   for per in data.batches(per_example, test.images, test.labels, batch_size=batch,
-                          key=jax.random.fold_in(jax.random.PRNGKey(seed), 11)):
+                          key=jax.random.fold_in(jax.random.PRNGKey(seed), 11), desc="reconstructions"):
     for name, v in per.items():  # summed batch by batch in float64
       sums[name] = sums.get(name, 0.0) + float(np.sum(np.asarray(v, np.float64)))
   return {name: total / len(test.images) for name, total in sums.items() if name in KEEP}

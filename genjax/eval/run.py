@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import pathlib
+import sys
 import time
 
 import jax
@@ -55,6 +56,9 @@ def evaluate_run(workdir, *, num_samples: int = NUM_SAMPLES, seed: int = 0, nll_
                       f"{run.config.model.name} in {run.workdir} has no generator average")
     run = dataclasses.replace(run, state=raw)
   name = "eval" + ("-best" if best else "") + ("-raw" if raw_generator else "")
+  blocks = [block.NAME for block in BLOCKS if block.applies(run.family)]
+  print(f"genjax: evaluating {run.config.model.name} at step {run.step} ({', '.join(blocks)}); stages longer than "
+        "a few seconds show their progress and estimated time", file=sys.stderr)
   dataset = run.config.data.name
   result: dict = {"model": run.config.model.name, "dataset": dataset, "kind": run.family.kind, "step": run.step,
                   "settings": settings.recorded()}
