@@ -173,6 +173,10 @@ def check(config: ml_collections.ConfigDict) -> None:
   if config.get("matmul_precision", "default") not in MATMUL_PRECISIONS:
     raise UserError(f"matmul_precision must be one of {', '.join(MATMUL_PRECISIONS)}, got "
                     f"'{config.matmul_precision}'")
+  if o.get("schedule", "constant") not in ("constant", "cosine", "burda"):
+    raise UserError(f"optim.schedule must be constant, cosine or burda, got '{o.schedule}'")
+  if o.get("schedule", "constant") == "burda" and not o.get("epoch_steps", 0) > 0:
+    raise UserError("optim.schedule=burda needs optim.epoch_steps, the steps of one epoch (training examples / batch)")
   if t.get("eval_every", 0) < 0:
     raise UserError(f"train.eval_every must be 0 (off) or positive, got {t.eval_every}")
   if t.get("eval_every", 0) and config.get("population", 1) > 1:

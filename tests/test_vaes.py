@@ -231,3 +231,52 @@ def test_cvae_infers_labels_and_reconstructs_without_them():
   np.testing.assert_allclose(recon, recon_inferred, atol=1e-6)
   chex.assert_shape(recon_true, (256, 28, 28, 1))
   assert float(jnp.mean((recon_true - x) ** 2)) < float(jnp.mean((recon_true[::-1] - x) ** 2))
+
+
+# --- Burda, Grosse and Salakhutdinov (2015): genjax/configs/burda.py -------------------------------------------
+
+def test_burda_architecture_has_the_papers_parameter_count():
+  """x -> 200 -> 200 tanh -> 50 Gaussian units (mean and log-variance), the decoder mirrored to 784 logits."""
+  c = cfg.model_config("burda")
+  assert c.model.name == "iwae" and c.model.activation == "tanh" and c.train.batch_size == 20
+  state = MODELS["iwae"].init_state(jax.random.PRNGKey(0), c, {"image": jnp.zeros((2, 28, 28, 1)),
+                                                                "label": jnp.zeros((2,), jnp.int32)})
+  dense = lambda i, o: i * o + o
+  encoder = dense(784, 200) + dense(200, 200) + dense(200, 2 * 50)
+  decoder = dense(50, 200) + dense(200, 200) + dense(200, 784)
+  assert sum(x.size for x in jax.tree.leaves(state.params)) == encoder + decoder == 425_284
+
+
+def test_burda_schedule_steps_the_rate_down_by_ten_to_the_minus_one_seventh():
+  from genjax import optim
+  epoch = 3
+  schedule = optim.burda_schedule(1e-3, epoch)
+  ends = np.cumsum([3 ** i * epoch for i in range(8)])  # 1, 3, 9, ... 2187 epochs: 3280 in all
+  assert ends[-1] == 3280 * epoch
+  for i, end in enumerate(ends):
+    np.testing.assert_allclose(schedule(end - 1), 1e-3 * 10 ** (-i / 7), rtol=1e-5)
+  np.testing.assert_allclose(schedule(0), 1e-3)
+  c = cfg.model_config("burda")
+  c.optim.epoch_steps = 0
+  with pytest.raises(Exception, match="optim.epoch_steps"):
+    cfg.check(c)
+
+
+def test_dynamic_binarization_draws_anew_each_step_and_the_same_after_a_resume():
+  """Pixels are 0 or 1, their mean is the grey level, a step draws the same pixels for the same key (a resumed run)
+  and another step others."""
+  x = jnp.broadcast_to(jnp.linspace(0.0, 1.0, 11), (20000, 11))
+  a = vae_dense.dynamic_binarization(jax.random.PRNGKey(1), x)
+  assert set(np.unique(np.asarray(a))) <= {0.0, 1.0}
+  np.testing.assert_allclose(np.asarray(a).mean(axis=0), np.linspace(0, 1, 11), atol=0.015)  # 4 sigma at p=0.5
+  np.testing.assert_array_equal(a, vae_dense.dynamic_binarization(jax.random.PRNGKey(1), x))
+  assert np.mean(np.asarray(a) != np.asarray(vae_dense.dynamic_binarization(jax.random.PRNGKey(2), x))) > 0.2
+  # in the step: the iwae step at two step counts sees two binarizations of the same batch, and its loss differs
+  c = cfg.model_config("burda")
+  batch = {"image": jnp.full((4, 28, 28, 1), 0.5), "label": jnp.zeros((4,), jnp.int32)}
+  state = MODELS["iwae"].init_state(jax.random.PRNGKey(0), c, batch)
+  step = jax.jit(functools.partial(MODELS["iwae"].train_step, **c.step))
+  _, m1 = step(state, batch, jax.random.PRNGKey(3))
+  _, again = step(state, batch, jax.random.PRNGKey(3))
+  _, m2 = step(state.replace(step=state.step + 1), batch, jax.random.PRNGKey(3))
+  assert float(m1["loss"]) == float(again["loss"]) != float(m2["loss"])

@@ -22,11 +22,12 @@ def validate(config) -> None:
     raise UserError(f"step.k must be >= 1 (importance samples per example), got {config.step.k}")
 
 
-def train_step(state, batch, rng, *, k: int = 5, axis_name=None):
+def train_step(state, batch, rng, *, k: int = 5, binarize: bool = False, axis_name=None):
   """One Adam step on -mean L_k (nats per image) with the reparameterized gradient of Burda et al.; `neg_elbo` is
-  the k-sample average of -log w_i, an unbiased estimate of the negative ELBO from the same draws."""
+  the k-sample average of -log w_i, an unbiased estimate of the negative ELBO from the same draws. `binarize`: on
+  the batch's dynamic binarization, pixels drawn anew as Bernoulli(grey level) at every step, as the paper's."""
   rng = step_key(rng, state.step, axis_name)
-  x = batch["image"]
+  x = vae_dense.dynamic_binarization(rng, batch["image"]) if binarize else batch["image"]
 
   def loss_fn(params):
     variables = {"params": params}

@@ -104,10 +104,16 @@ def elbo_terms(state, params, x, eps, cond=()):
   return {"recon": losses.bernoulli_nll(logits, x), "kl": losses.gaussian_kl(mean, logvar)}
 
 
-def elbo_step(state, batch, rng, beta, cond, axis_name):
+def dynamic_binarization(rng, x):
+  """x's pixels drawn anew as Bernoulli(grey level), 0 or 1 (Burda et al.'s dynamic binarization): the step's own
+  key, folded apart from its other draws, so a step draws the same pixels after a resume and other steps others."""
+  return (jax.random.uniform(jax.random.fold_in(rng, 0x62696E), x.shape) < x).astype(x.dtype)
+
+
+def elbo_step(state, batch, rng, beta, cond, axis_name, binarize: bool = False):
   """One Adam step on the mean of recon + beta * KL; shared by `vae_dense` and `cvae`."""
   rng = step_key(rng, state.step, axis_name)
-  x = batch["image"]
+  x = dynamic_binarization(rng, batch["image"]) if binarize else batch["image"]
   eps = jax.random.normal(rng, (x.shape[0], latent_dim(state)), x.dtype)
 
   def loss_fn(params):
@@ -120,9 +126,10 @@ def elbo_step(state, batch, rng, beta, cond, axis_name):
   return state, pmean(nets.mean_over_batch(per), axis_name)
 
 
-def train_step(state, batch, rng, *, beta: float = 1.0, axis_name=None):
-  """One step on the mean of recon + beta * KL (nats per image; beta = 1 gives the negative ELBO)."""
-  return elbo_step(state, batch, rng, beta, (), axis_name)
+def train_step(state, batch, rng, *, beta: float = 1.0, binarize: bool = False, axis_name=None):
+  """One step on the mean of recon + beta * KL (nats per image; beta = 1 gives the negative ELBO); with `binarize`,
+  on the batch's dynamic binarization (`dynamic_binarization`)."""
+  return elbo_step(state, batch, rng, beta, (), axis_name, binarize)
 
 
 def eval_per_example(state, x, rng, cond=()):
