@@ -8,7 +8,8 @@ real loop into WORKDIR/<variant> and scored by `make eval`'s code on `--num_samp
 precision, recall, coverage and class-KL. A variant that keeps a generator average is scored twice from the same
 run, on the average (eval.json) and on the trained generator itself (--raw_generator, eval-raw.json): the average
 does not change training, so the two differ only by it. A variant whose run and evaluations exist is not trained
-again (the script resumes where it stopped). Results: benchmarks/results/<device>-<date>-gan-stabilizers.json.
+again (the script resumes where it stopped). Results: benchmarks/results/<device>-<date>-gan-stabilizers.json; a
+later run of the same day adds its variants to that file (a variant measured again replaces its record).
 """
 
 from __future__ import annotations
@@ -94,9 +95,15 @@ def main(argv=None) -> int:
   device = jax.devices()[0]
   where = {"platform": jax.default_backend(), "device_kind": device.device_kind, "cpu": provenance.cpu_name()}
   out = pathlib.Path(a.out_dir) / f"{device_slug(where)}-{datetime.date.today().isoformat()}-{a.tag}.json"
+  command = "benchmarks/stabilizers.py " + " ".join(argv or sys.argv[1:])
+  before = json.loads(out.read_text()) if out.exists() else {}
+  if before.get("num_samples") != a.num_samples:
+    before = {}
+  earlier = before.get("commands", [before["command"]] if "command" in before else [])
   result = {"kind": "gan-stabilizers", "date": datetime.date.today().isoformat(), **where, "devices": 1,
-            **provenance.environment(), "command": "benchmarks/stabilizers.py " + " ".join(argv or sys.argv[1:]),
-            "num_samples": a.num_samples, "records": [], "complete": False}
+            **provenance.environment(), "commands": [*earlier, command],
+            "num_samples": a.num_samples, "complete": False,
+            "records": [r for r in before.get("records", []) if r["variant"] not in names]}
   try:
     for name in names:
       result["records"].append(measure(name, pathlib.Path(a.workdir), a.steps, a.num_samples))
