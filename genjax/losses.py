@@ -102,6 +102,14 @@ def gradient_penalty(critic_fn, real, fake, rng):
   return (norm - 1.0) ** 2
 
 
+def r1_penalty(critic_fn, real):
+  """The R1 penalty per example (Mescheder et al. 2018): ||grad_x D(x)||^2 at the real images, the squared norm over
+  the example's non-batch axes; the step adds gamma / 2 times its mean. `critic_fn` must score each example on its
+  own (see `gradient_penalty`)."""
+  g = jax.grad(lambda v: jnp.sum(critic_fn(v)))(real)
+  return _sum_per_example(g * g)
+
+
 def feature_matching(real_features, fake_features):
   """Feature matching (Salimans et al. 2016): ||mean_b f(x_b) - mean_b f(G(z_b))||^2 over D's intermediate
   features [B, F]. A batch statistic: returns a scalar, not one value per example."""

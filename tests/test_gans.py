@@ -463,3 +463,31 @@ def test_a_spectrally_normalized_discriminator_trains_and_is_saved(name, tmp_pat
   plain = _init(name, _config(name), batch)
   assert "sn" not in plain.avg
   assert jax.tree.structure(plain.disc.params) == jax.tree.structure(state.disc.params)
+
+
+# --- the R1 penalty ----------------------------------------------------------------------------------------------
+
+def test_r1_penalty_is_the_squared_gradient_norm_of_each_real_example():
+  x = jax.random.normal(jax.random.PRNGKey(0), (4, 3, 2, 1))
+  w = jax.random.normal(jax.random.PRNGKey(1), (6,))
+  linear = lambda v: v.reshape(v.shape[0], -1) @ w  # grad_x D = w for every example
+  np.testing.assert_allclose(losses.r1_penalty(linear, x), np.full(4, float(w @ w)), rtol=1e-5)
+  square = lambda v: jnp.sum(v.reshape(v.shape[0], -1) ** 2, axis=1)  # grad = 2x: one value per example
+  np.testing.assert_allclose(losses.r1_penalty(square, x), 4 * np.sum(np.asarray(x).reshape(4, -1) ** 2, axis=1),
+                             rtol=1e-5)
+
+
+def test_r1_enters_the_discriminator_loss_with_half_its_weight():
+  c = _config("gan_mlp")
+  batch = _batch()
+  state = _init("gan_mlp", c, batch)
+  c.step.r1 = 10.0
+  MODELS["gan_mlp"].validate(c)
+  _, m = _jit(functools.partial(MODELS["gan_mlp"].train_step, **c.step))(state, batch, jax.random.PRNGKey(0))
+  c.step.r1 = 0.0
+  _, plain = _jit(functools.partial(MODELS["gan_mlp"].train_step, **c.step))(state, batch, jax.random.PRNGKey(0))
+  assert float(m["r1"]) > 0 and "r1" not in plain
+  np.testing.assert_allclose(m["d_loss"], plain["d_loss"], rtol=1e-6)  # d_loss is the adversarial part alone
+  c.step.r1, c.model.minibatch_std = 10.0, True
+  with pytest.raises(UserError, match="step.r1 needs D to score each example on its own"):
+    MODELS["gan_mlp"].validate(c)

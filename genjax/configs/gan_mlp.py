@@ -27,6 +27,7 @@ def get_config():
   c.step.d_steps = 1  # discriminator updates per generator update, each on its own batch of real images
   c.step.feature_matching = False  # G matches the mean of D's features on real images (Salimans et al. 2016)
   c.step.historical_averaging = 0.0  # weight of ||theta - mean of past theta||^2 for both players
+  c.step.r1 = 0.0  # gamma > 0: gamma / 2 x the R1 penalty ||grad_x D(x)||^2 on real images (Mescheder et al. 2018)
   c.step.ema_decay = 0.0  # > 0: the generator's exponential moving average draws the samples (0.999 is common)
   c.step.ema_start = 0  # generator updates before the average starts (until then it is the generator itself)
   c.train.batch_size = 64

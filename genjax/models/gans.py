@@ -137,9 +137,11 @@ def validate_common(config) -> None:
   for key in ("d_steps", "n_critic"):
     if key in s and s[key] < 1:
       raise UserError(f"step.{key} must be >= 1, got {s[key]}")
-  for key in ("historical_averaging", "gp_weight", "ema_start"):
+  for key in ("historical_averaging", "gp_weight", "ema_start", "r1"):
     if key in s and s[key] < 0:
       raise UserError(f"step.{key} must be >= 0, got {s[key]}")
+  if s.get("r1", 0.0) > 0 and m.get("minibatch_std", False):
+    raise UserError("step.r1 needs D to score each example on its own: model.minibatch_std must be False")
   if not 0.0 <= s.get("ema_decay", 0.0) < 1.0:
     raise UserError(f"step.ema_decay must be in [0, 1) (0: no generator average), got {s.ema_decay}")
   if "clip" in s and not s.clip > 0:
@@ -299,7 +301,7 @@ def _scores(state, disc, params, real, fake, y, rng):
   return (logits[:b], feats[:b]), (logits[b:], feats[b:])
 
 
-def _d_update(state, disc, avg_d, sn, x, y, key, *, loss, clip, gp_weight, historical_averaging, axis_name):
+def _d_update(state, disc, avg_d, sn, x, y, key, *, loss, clip, gp_weight, r1, historical_averaging, axis_name):
   """One update of D on real minibatch `x` against as many fresh fakes; returns (disc, avg_d, sn, metrics). With
   spectral normalization (`sn`, the vectors; None without) one power iteration first, then the loss of the
   normalized layers."""
@@ -322,6 +324,9 @@ def _d_update(state, disc, avg_d, sn, x, y, key, *, loss, clip, gp_weight, histo
     if gp_weight > 0:
       gp = jnp.mean(losses.gradient_penalty(lambda v: _disc(disc, params, v, y, k_drop)[0], x, fake, k_gp))
       total, aux["gp"] = total + gp_weight * gp, gp
+    if r1 > 0:
+      penalty = jnp.mean(losses.r1_penalty(lambda v: _disc(disc, params, v, y, k_drop)[0], x))
+      total, aux["r1"] = total + 0.5 * r1 * penalty, penalty
     if historical_averaging > 0:
       ha = losses.historical_average_penalty(raw, avg_d)
       total, aux["d_hist"] = total + historical_averaging * ha, ha
@@ -354,14 +359,15 @@ def split_minibatches(x, n: int):
 
 def train_step(state: AdversarialState, batch, rng, *, loss: str = "non_saturating", d_steps: int = 1,
                feature_matching: bool = False, historical_averaging: float = 0.0, clip: float = 0.0,
-               gp_weight: float = 0.0, ema_decay: float = 0.0, ema_start: int = 0, axis_name=None):
+               gp_weight: float = 0.0, r1: float = 0.0, ema_decay: float = 0.0, ema_start: int = 0, axis_name=None):
   """`d_steps` updates of D, each on its own B // d_steps real images and as many fresh fakes, then one update of
   G on B // d_steps fakes against the new D.
 
   loss: one of losses.GAN_LOSSES, or "wasserstein" (critic loss D(G(z)) - D(x), generator loss -D(G(z))).
   clip > 0: clip D's weights to [-clip, clip] after each update (WGAN). gp_weight > 0: add gp_weight times the
-  gradient penalty (WGAN-GP). feature_matching: G minimizes ||E f(x) - E f(G(z))||^2 on D's last hidden features
-  (the first real minibatch) instead of its adversarial loss. historical_averaging = w > 0: each player adds
+  gradient penalty (WGAN-GP). r1 = gamma > 0: add gamma / 2 times the mean R1 penalty ||grad_x D(x)||^2 at the
+  real images (Mescheder et al. 2018). feature_matching: G minimizes ||E f(x) - E f(G(z))||^2 on D's last hidden
+  features (the first real minibatch) instead of its adversarial loss. historical_averaging = w > 0: each player adds
   w ||theta - mean of its past theta||^2. ema_decay = a > 0: after the generator's update, its parameters and
   BatchNorm statistics enter their exponential moving average, ema <- a ema + (1 - a) theta, from generator update
   ema_start on (before it the average is theta itself); `sample`, `decode`, the pictures and `make eval` draw from
@@ -387,7 +393,7 @@ def train_step(state: AdversarialState, batch, rng, *, loss: str = "non_saturati
   for i in range(d_steps):  # unrolled: XLA:CPU runs conv weight gradients far slower inside loops
     key = k_d if d_steps == 1 else jax.random.fold_in(k_d, i)
     disc, avg_d, sn, met = _d_update(state, disc, avg_d, sn, x_SxB[i], _labels(state, y_SxB[i]), key, loss=loss,
-                                 clip=clip, gp_weight=gp_weight, historical_averaging=historical_averaging,
+                                 clip=clip, gp_weight=gp_weight, r1=r1, historical_averaging=historical_averaging,
                                  axis_name=axis_name)
     d_metrics.append(met)
 
@@ -429,13 +435,13 @@ def train_step(state: AdversarialState, batch, rng, *, loss: str = "non_saturati
 
 
 def adversarial_train_step(state: AdversarialState, batch, rng, *, loss: str = "non_saturating", d_steps: int = 1,
-                           feature_matching: bool = False, historical_averaging: float = 0.0,
+                           feature_matching: bool = False, historical_averaging: float = 0.0, r1: float = 0.0,
                            ema_decay: float = 0.0, ema_start: int = 0, axis_name=None):
   """The `train_step` of `gan`, `gan_mlp` and `cgan`: `d_steps` discriminator updates on distinct real minibatches,
   then one generator update (see `train_step`). Its keywords are the hyperparameters those families accept in
   `step`; a conditional GAN generates its fakes with the labels of the real minibatch they are scored beside."""
   return train_step(state, batch, rng, loss=loss, d_steps=d_steps, feature_matching=feature_matching,
-                    historical_averaging=historical_averaging, ema_decay=ema_decay, ema_start=ema_start,
+                    historical_averaging=historical_averaging, r1=r1, ema_decay=ema_decay, ema_start=ema_start,
                     axis_name=axis_name)
 
 
