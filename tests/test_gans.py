@@ -121,9 +121,9 @@ def test_critic_learns_to_score_real_above_fake():
 def test_critic_updates_use_distinct_real_minibatches(monkeypatch):
   seen = []
 
-  def spy(state, disc, avg_d, x, *args, **kwargs):  # records the real minibatch and leaves the critic as it is
+  def spy(state, disc, avg_d, sn, x, *args, **kwargs):  # records the real minibatch and leaves the critic as it is
     jax.debug.callback(lambda v: seen.append(np.asarray(v)), x, ordered=True)
-    return disc, avg_d, {}
+    return disc, avg_d, sn, {}
 
   monkeypatch.setattr(gans, "_d_update", spy)
   c = _config("wgan")
