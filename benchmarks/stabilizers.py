@@ -35,6 +35,7 @@ from genjax.eval import provenance  # noqa: E402
 from genjax.eval import run as evaluation  # noqa: E402
 
 EMA = {"step.ema_decay": 0.998, "step.ema_start": 500}  # a window of about 500 of the 3000 steps, from step 500
+EMA_SHORT = {"step.ema_decay": 0.99, "step.ema_start": 1000}  # a window of about 100 steps
 VARIANTS = {  # name -> the keys set on the default config, and what it tests
     "default": ({}, "the default DCGAN"),
     "ema": (EMA, "a moving average of the generator"),
@@ -43,6 +44,8 @@ VARIANTS = {  # name -> the keys set on the default config, and what it tests
     "ttur_ema": ({"optim.lr_g": 1e-4, "optim.lr_d": 4e-4, **EMA}, "TTUR: lr_g 1e-4, lr_d 4e-4, with the average"),
     "sn_hinge_ema": ({"model.spectral_norm": True, "step.loss": "hinge", **EMA}, "spectral norm and hinge loss"),
     "batch64_ema": ({"train.batch_size": 64, **EMA}, "batch 64 (as many steps), with the average"),
+    "hinge_ema99": ({"step.loss": "hinge", **EMA_SHORT}, "hinge loss, with a shorter average"),
+    "hinge_r1_ema99": ({"step.loss": "hinge", "step.r1": 1.0, **EMA_SHORT}, "hinge loss and R1 (gamma 1)"),
 }
 SCORES = ("fid", "precision", "recall", "coverage", "class_kl", "classes_covered")
 
