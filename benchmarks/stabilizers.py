@@ -89,6 +89,7 @@ def main(argv=None) -> int:
   p.add_argument("--workdir", default="runs/stabilizers")
   p.add_argument("--out_dir", default=str(HERE / "results"))
   p.add_argument("--tag", default="gan-stabilizers")
+  p.add_argument("--note", default="", help="a sentence for the results, e.g. what else shared the machine")
   a = p.parse_args(argv)
   names = a.variants.split(",")
   unknown = [n for n in names if n not in VARIANTS]
@@ -105,7 +106,7 @@ def main(argv=None) -> int:
   earlier = before.get("commands", [before["command"]] if "command" in before else [])
   result = {"kind": "gan-stabilizers", "date": datetime.date.today().isoformat(), **where, "devices": 1,
             **provenance.environment(), "commands": [*earlier, command],
-            "num_samples": a.num_samples, "complete": False,
+            "num_samples": a.num_samples, "complete": False, "note": a.note or before.get("note", ""),
             "records": [r for r in before.get("records", []) if r["variant"] not in names]}
   try:
     for name in names:
