@@ -52,6 +52,8 @@ SOURCES = {  # table -> result files (without .json), oldest first
     # `<device>-<date>` of each accelerator check (benchmarks/accelerator.sh, make check-accelerator): its
     # -accelerator, -make-train, -quick, -large and -quality files, whichever it finished
     "accelerator": [],
+    "stabilizers": [CPU + "2026-12-06-gan-stabilizers"],  # benchmarks/stabilizers.py
+    "burda_cost": [CPU + "2026-12-06-burda-cost"],  # benchmarks/burda_cost.py
 }
 CONV = ("ae", "vae", "gan")  # the convolutional models; the rest are dense
 TARGET = {"conv": 1.3, "dense": 1.5}  # the suite's targets: best genjax / PyTorch eager at batch 128
@@ -408,6 +410,37 @@ def _accelerator_rows(stem: str) -> dict[str, tuple[str, str]]:
   return out
 
 
+def stabilizers() -> list[str]:
+  """The default DCGAN with each stabilizer, scored by make eval: on the generator average and on the raw generator
+  of the same run."""
+  got = newest(SOURCES["stabilizers"], lambda r: [(q["variant"], q) for q in r["records"]])
+  tags = tagged([f for f, _ in got.values()])
+  rows = []
+  for variant, (name, q) in got.items():
+    avg, raw = (q["scores"], q["raw"]) if "raw" in q else (None, q["scores"])
+    keys = ", ".join(f"`{k}={str(v).lower() if isinstance(v, bool) else v}`" for k, v in q["set"].items()) or "—"
+    rows.append([f"`{variant}`", q["what"], keys, f"{raw['fid']:.1f}", f"{avg['fid']:.1f}" if avg else "—",
+                 f"{raw['precision']:.2f} / {raw['recall']:.2f}", f"{raw['coverage']:.2f}", f"{raw['class_kl']:.3f}",
+                 seconds(q["train_s"]), tags[name]])
+  r = load(next(iter(tags)))
+  return [*table(["variant", "what", "keys set", "FID, raw generator", "FID, average", "precision / recall (raw)",
+                  "coverage (raw)", "class-KL (raw)", "training", "run"], rows), "",
+          f"Classifier FID, precision, recall, coverage and class-KL of {r['num_samples']} samples against the 10,000 "
+          "test images (make eval), each variant trained for the default 3000 steps at batch 128 (or as its keys "
+          "say). The average does not change training: a variant's raw column is that of the same run without it. "
+          + (f"{r['note']} " if r.get("note") else "") + sources_line(tags, peak=False)]
+
+
+def burda_cost() -> list[str]:
+  """What each of Burda et al.'s Table 1 runs (1 stochastic layer) costs here."""
+  name = SOURCES["burda_cost"][-1]
+  r = load(name)
+  rows = [[str(q["k"]), str(q["batch"]), f"{q['paper_nll']:.2f}" if q.get("paper_nll") else "—",
+           n(q["images_per_sec"]), f"{q['paper_schedule_hours']:.1f} h", f"`{q['command']}`"] for q in r["records"]]
+  return [*table(["k", "batch", "paper's test NLL", "images/s here", "3280 epochs at that rate", "command"], rows),
+          "", f"{r['measures']}. {r.get('note') or ''} Run: {describe(name, peak=False)}."]
+
+
 ACCELERATOR_TARGETS = [  # issue 24's, for an H100 or H200
     ("dcgan", "DCGAN (`gan`) training images/s, at a batch that fits", "≥ 250,000"),
     ("vae_dense", "dense VAE (`vae_dense`) training images/s", "≥ 2,000,000"),
@@ -434,6 +467,7 @@ def accelerator() -> list[str]:
 TABLES = {"throughput": throughput, "full_run": full_run, "conv_batches": conv_batches, "bf16": bf16,
           "make_train": make_train, "quality": quality, "strategies": strategies, "populations": populations,
           "default_runs": default_runs, "experiments": experiments, "accelerator": accelerator,
+          "stabilizers": stabilizers, "burda_cost": burda_cost,
           **{k: functools.partial(kernel_table, k) for k in ("kernel_s2", "kernel_taps", "kernel_patches",
                                                               "kernel_transpose", "design_choices")}}
 
