@@ -41,7 +41,7 @@ SOURCES = {  # table -> result files (without .json), oldest first
     "conv_batches": [CPU + "2026-11-24-mid-transpose", CPU + "2026-11-24-mid-scan"],
     "bf16": [CPU + "2026-11-24-bf16-accumulate", CPU + "2026-11-24-full-nets-dense", CPU + "2026-11-24-full-scan"],
     "make_train": [CPU + "2026-11-24-make-train"],
-    "quality": [CPU + "2026-11-24-quality-subpixel", CPU + "2026-11-24-quality"],
+    "quality": [CPU + "2026-11-24-quality-subpixel", CPU + "2026-11-24-quality", CPU + "2026-12-06-quality"],
     "scaleout": [CPU + "2026-11-24-scaleout-dense", CPU + "2026-11-24-scaleout-2-simulated-devices",
                  CPU + "2026-11-24-scaleout-gan", CPU + "2026-11-24-scaleout-gan-pmap",
                  CPU + "2026-11-24-full-nets-dense", CPU + "2026-11-24-full-scan", CPU + "2026-11-25-quick-dense7",
@@ -293,7 +293,7 @@ def quality() -> list[str]:
   settings = load(next(iter(tags)))["settings"]
   return [*table(["model", "target", "reached at step", "time to target", "value there (the check before)",
                   "of it compiling", "evaluation (not counted)", "run"], rows), "",
-          f"Checked every {load(next(iter(tags)))['every']} steps; FID of {settings['fid_samples']} samples against "
+          "Checked every " + ", ".join(f"{load(nm)['every']} steps (*{t}*)" for nm, t in tags.items()) + "; FID of {settings['fid_samples']} samples against "
           f"{settings['fid_reference']} test images, −ELBO of {settings['elbo_examples']} binarized test images with "
           f"{settings['elbo_k']} draws of z each. " + sources_line(tags, peak=False)]
 
