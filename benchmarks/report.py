@@ -294,8 +294,9 @@ def quality() -> list[str]:
   return [*table(["model", "target", "reached at step", "time to target", "value there (the check before)",
                   "of it compiling", "evaluation (not counted)", "run"], rows), "",
           "Checked every " + ", ".join(f"{load(nm)['every']} steps (*{t}*)" for nm, t in tags.items())
-          + f"; FID of {settings['fid_samples']} samples against {settings['fid_reference']} test images, −ELBO of {settings['elbo_examples']} binarized test images with "
-          f"{settings['elbo_k']} draws of z each. " + sources_line(tags, peak=False)]
+          + f"; FID of {settings['fid_samples']} samples against {settings['fid_reference']} test images, −ELBO of "
+          f"{settings['elbo_examples']} binarized test images with {settings['elbo_k']} draws of z each. "
+          + sources_line(tags, peak=False)]
 
 
 def _scale(section: str):
