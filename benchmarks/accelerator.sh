@@ -4,11 +4,12 @@
 #   install   make venv: the JAX build for the accelerator found (ACCEL), or offline with WHEELS (below)
 #   train     make train MODEL=gan, the default DCGAN, timed as a user runs it
 #   eval      make eval of that run: classifier FID, precision, recall, coverage, class-KL
-#   bench     make bench QUICK=1: every model, batch 128, the three dispatch modes, float32 and bfloat16, PyTorch
-#             eager on the same device, P=1 and P=8 populations
-#   large     make bench at large batches (gan, vae_dense: 1024 and 4096), make train's dispatch mode only
-#   quality   make bench-quality: wall time for gan to reach its FID target and vae its -ELBO target
+#   bench     make bench QUICK=1 in make train's dispatch mode: every model at batch 128, float32 and bfloat16,
+#             beside PyTorch eager on the same device
+#   large     make bench at large batches (gan, vae_dense: 1024 and 4096), make train's dispatch mode
+#   population  populations of 1 and 8 (ae_dense, gan): the cost of P = 8 over P = 1
 #   test      make test
+#   quality   make bench-quality: wall time for gan to reach its FID target and vae its -ELBO target
 #
 # Everything goes to benchmarks/results/<device>-<date>-*: each stage's log, the benchmarks' own JSON and markdown,
 # <stem>-make-train.json (the train and eval stages) and <stem>-accelerator.json (every stage's command, exit status
@@ -23,18 +24,19 @@
 set -u
 cd "$(dirname "$0")/.."
 BUDGET=${BUDGET:-480}
-STAGES=${STAGES:-install train eval bench large quality test}
+STAGES=${STAGES:-install train eval bench large population test quality}
 OUT_DIR=${OUT_DIR:-benchmarks/results}
 declare -A LIMIT=([install]=${LIMIT_INSTALL:-240} [train]=${LIMIT_TRAIN:-90} [eval]=${LIMIT_EVAL:-90}
-                  [bench]=${LIMIT_BENCH:-150} [large]=${LIMIT_LARGE:-60} [quality]=${LIMIT_QUALITY:-90}
-                  [test]=${LIMIT_TEST:-240})
+                  [bench]=${LIMIT_BENCH:-150} [large]=${LIMIT_LARGE:-60} [population]=${LIMIT_POPULATION:-60}
+                  [test]=${LIMIT_TEST:-240} [quality]=${LIMIT_QUALITY:-90})
 RUN=${RUN_DIR:-runs/accelerator-check}
 declare -A COMMAND=(
   [install]="make venv"
   [train]="make train MODEL=gan WORKDIR=$RUN/gan${GAN_ARGS:+ ARGS='$GAN_ARGS'}"
   [eval]="make eval WORKDIR=$RUN/gan"
-  [bench]="make bench QUICK=1 ARGS='--populations 1,8'"
-  [large]="make bench ARGS='--models gan,vae_dense --batches 1024,4096 --modes train --torch none --strategies none --scale_models none --tag large'"
+  [bench]="make bench QUICK=1 ARGS='--modes train --seconds 0.5 --scale_models none'"
+  [large]="make bench ARGS='--models gan,vae_dense --batches 1024,4096 --modes train --torch none --scale_models none --tag large'"
+  [population]="make bench ARGS='--models ae_dense --batches 128 --modes train --torch none --dtypes float32 --strategies none --scale_models ae_dense,gan --populations 1,8 --tag population'"
   [quality]="make bench-quality ARGS='--workdir $RUN/quality'"
   [test]="make test")
 for s in $STAGES; do
