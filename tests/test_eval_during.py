@@ -72,7 +72,8 @@ def test_make_eval_scores_the_best_apart_and_says_when_there_is_none(tmp_path, m
     evaluation.evaluate_run(tmp_path / "plain", best=True)
 
 
-@pytest.mark.parametrize("model,metric", [("ae_dense", "mse"), ("vae_dense", "neg_elbo"), ("gan_mlp", "fid")])
+@pytest.mark.parametrize("model,metric", [pytest.param("ae_dense", "mse", marks=pytest.mark.slow),
+                                          ("vae_dense", "neg_elbo"), ("gan_mlp", "fid")])
 def test_each_kind_gets_its_score_in_the_loop(tmp_path, monkeypatch, model, metric):
   """The real scorers: test MSE, test -ELBO, classifier FID (here in an untrained classifier's feature space, as
   the scorer's arithmetic is the same)."""
