@@ -6,6 +6,8 @@ import os
 import pathlib
 import subprocess
 
+import pytest
+
 ROOT = pathlib.Path(__file__).parents[1]
 SCRIPT = ROOT / "benchmarks" / "accelerator.sh"
 
@@ -23,6 +25,7 @@ def test_an_unknown_stage_or_wheel_folder_is_one_line_and_exit_2(tmp_path):
   assert p.returncode == 2 and "is not a folder (make wheelhouse fills one)" in p.stderr
 
 
+@pytest.mark.slow
 def test_stages_past_the_budget_are_skipped_and_the_summary_says_so(tmp_path):
   """A stage starts only with 20 s of the budget left; a failed stage is recorded with its exit status and the next
   one runs. Here a budget of 25 s runs a train stage that fails at once (an unknown model, through GAN_ARGS) and

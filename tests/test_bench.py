@@ -224,6 +224,7 @@ def test_flops_come_from_the_lowered_program_when_the_compiled_one_hides_them(co
   assert suite.program_flops(_Cost(lowered), _Cost(compiled)) == expected
 
 
+@pytest.mark.slow
 def test_the_lowered_program_counts_a_models_flops_as_the_compiled_one_does():
   """On CPU both programs count the dense VAE's matmuls; the lowered one is the fallback for GPUs."""
   m = suite.JaxModel("vae_dense", 32)

@@ -45,6 +45,8 @@ def test_a_worse_score_keeps_the_earlier_best_through_max_to_keep(tmp_path, monk
   assert [(r["step"], r["eval_mse"]) for r in scores] == [(2, 5.0), (4, 3.0), (6, 4.0), (8, 6.0)]
   best = restore.load_run(tmp_path, best=True)
   assert best.step == 4
+  scored = evaluation.evaluate_run(tmp_path, best=True)  # make eval --best: apart from eval.json
+  assert scored["step"] == 4 and (tmp_path / "eval-best.json").exists() and not (tmp_path / "eval.json").exists()
   # the state saved as best is the one at step 4: a run stopped at step 4 ends there bit for bit
   again = train.train(config(4), tmp_path / "to4", quiet=True)
   jax.tree.map(np.testing.assert_array_equal, best.state.params, again.state.params)
@@ -60,11 +62,7 @@ def test_the_best_survives_a_resume_and_a_better_score_replaces_it(tmp_path, mon
   assert restore.load_run(tmp_path, best=True).step == 10
 
 
-def test_make_eval_scores_the_best_apart_and_says_when_there_is_none(tmp_path, monkeypatch):
-  scripted(monkeypatch, {2: 1.0, 4: 2.0})
-  train.train(config(4), tmp_path, quiet=True)
-  result = evaluation.evaluate_run(tmp_path, best=True)
-  assert result["step"] == 2 and (tmp_path / "eval-best.json").exists() and not (tmp_path / "eval.json").exists()
+def test_a_run_without_eval_every_has_no_best(tmp_path):
   plain = train.train(small_config("ae_dense", steps=2, log_every=2, sample_every=2, checkpoint_every=2),
                       tmp_path / "plain", quiet=True)
   assert plain.eval_s == 0 and not (tmp_path / "plain" / "best.json").exists()
@@ -73,7 +71,8 @@ def test_make_eval_scores_the_best_apart_and_says_when_there_is_none(tmp_path, m
 
 
 @pytest.mark.parametrize("model,metric", [pytest.param("ae_dense", "mse", marks=pytest.mark.slow),
-                                          ("vae_dense", "neg_elbo"), ("gan_mlp", "fid")])
+                                          pytest.param("vae_dense", "neg_elbo", marks=pytest.mark.slow),
+                                          ("gan_mlp", "fid")])
 def test_each_kind_gets_its_score_in_the_loop(tmp_path, monkeypatch, model, metric):
   """The real scorers: test MSE, test -ELBO, classifier FID (here in an untrained classifier's feature space, as
   the scorer's arithmetic is the same)."""

@@ -81,6 +81,7 @@ def test_every_model_restores_and_gets_its_metrics(feature_net, tmp_path, model)
   assert result["training"]["steps"] == 4 and result["training"]["train_s"] > 0
 
 
+@pytest.mark.slow
 def test_a_gan_with_a_generator_average_is_scored_on_it_and_raw_apart(feature_net, tmp_path):
   """make eval scores the average's samples (eval.json); --raw_generator the generator's own, in eval-raw.json and
   eval-raw/, leaving eval.json as it was. A model without an average refuses the switch in one line."""
