@@ -108,7 +108,7 @@ def run_eval(args, rest) -> int:
   print(f"genjax: evaluated {what}{result['model']} at step {result['step']}: "
         + ", ".join(f"{k} {v['mean']:.4g} ± {v['std']:.2g}" if isinstance(v, dict) else f"{k} {v:.4g}"
                     for k, v in shown.items())
-        + f"; written to {args.workdir}/eval{'-best' * args.best}{'-raw' * args.raw_generator}.json")
+        + f"; written to {args.workdir}/{evaluation.result_name(args.raw_generator, args.best)}.json")
   return 0
 
 

@@ -26,6 +26,21 @@ def backend_precision():
   jax.config.update("jax_default_matmul_precision", before)
 
 
+@pytest.fixture
+def untrained_feature_net(monkeypatch):
+  """An untrained classifier as the evaluation's feature network: FID and the rest are computed all the same,
+  without minutes of training; the reference features are computed afresh in it, and forgotten after."""
+  from genjax import classifier
+  from genjax.eval import generator
+  c = classifier.get_config("mnist")
+  state = classifier.init_state(jax.random.PRNGKey(0), c, {"image": jax.numpy.zeros((2, 28, 28, 1)),
+                                                           "label": jax.numpy.zeros((2,), jax.numpy.int32)})
+  monkeypatch.setattr(generator, "feature_network", lambda dataset: (state, {"name": "untrained CNN"}))
+  generator.reference_features.cache_clear()
+  yield state
+  generator.reference_features.cache_clear()
+
+
 def small_config(model: str, **train):
   """genjax/configs/<model>.py with a short run on the first 512 MNIST training images."""
   c = cfg.model_config(model)

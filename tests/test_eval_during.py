@@ -4,15 +4,14 @@ max_to_keep never removes and a resumed run keeps; make eval --best scores it.""
 import json
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import small_config
 
-from genjax import checkpoint, classifier, train
+from genjax import checkpoint, train
 from genjax import config as cfg
 from genjax.errors import UserError
-from genjax.eval import during, generator, restore
+from genjax.eval import during, restore
 from genjax.eval import run as evaluation
 
 
@@ -73,22 +72,14 @@ def test_a_run_without_eval_every_has_no_best(tmp_path):
 @pytest.mark.parametrize("model,metric", [pytest.param("ae_dense", "mse", marks=pytest.mark.slow),
                                           pytest.param("vae_dense", "neg_elbo", marks=pytest.mark.slow),
                                           ("gan_mlp", "fid")])
-def test_each_kind_gets_its_score_in_the_loop(tmp_path, monkeypatch, model, metric):
+def test_each_kind_gets_its_score_in_the_loop(tmp_path, monkeypatch, untrained_feature_net, model, metric):
   """The real scorers: test MSE, test -ELBO, classifier FID (here in an untrained classifier's feature space, as
   the scorer's arithmetic is the same)."""
-  c = classifier.get_config("mnist")
-  net = classifier.init_state(jax.random.PRNGKey(0), c, {"image": jnp.zeros((2, 28, 28, 1)),
-                                                         "label": jnp.zeros((2,), jnp.int32)})
-  monkeypatch.setattr(generator, "feature_network", lambda dataset: (net, {"name": "untrained CNN"}))
   monkeypatch.setattr(during, "SAMPLES", 100)
   monkeypatch.setattr(during, "REFERENCE", 200)
   monkeypatch.setattr(during, "ELBO_EXAMPLES", 50)
-  generator.reference_features.cache_clear()
-  try:
-    train.train(small_config(model, steps=4, eval_every=4, log_every=2, sample_every=4, checkpoint_every=4),
-                tmp_path, quiet=True)
-  finally:
-    generator.reference_features.cache_clear()
+  train.train(small_config(model, steps=4, eval_every=4, log_every=2, sample_every=4, checkpoint_every=4),
+              tmp_path, quiet=True)
   [record] = [r for r in map(json.loads, (tmp_path / "metrics.jsonl").read_text().splitlines())
               if f"eval_{metric}" in r]
   assert record["step"] == 4 and np.isfinite(record[f"eval_{metric}"]) and record[f"eval_{metric}"] > 0

@@ -87,9 +87,3 @@ class Best:
     if self.write:
       provenance.write_json(self.workdir / BEST_FILE, self.best)
     return True
-
-  def close(self) -> None:
-    try:
-      self.ckpts.wait()
-    finally:
-      self.ckpts.close()

@@ -25,6 +25,11 @@ from genjax.eval.block import NLL_EXAMPLES, NLL_K, NUM_SAMPLES, Settings
 BLOCKS = (generator, conditional, likelihood, reconstruction)  # their metrics appear in eval.json in this order
 
 
+def result_name(raw_generator: bool = False, best: bool = False) -> str:
+  """eval, eval-best, eval-raw or eval-best-raw: the stem of an evaluation's JSON file and pictures folder."""
+  return "eval" + ("-best" if best else "") + ("-raw" if raw_generator else "")
+
+
 def evaluate_run(workdir, *, num_samples: int = NUM_SAMPLES, seed: int = 0, nll_k: int = NLL_K,
                  nll_examples: int = NLL_EXAMPLES, num_reference: int = NUM_SAMPLES,
                  inception_weights: str | None = None, raw_generator: bool = False, best: bool = False,
@@ -55,7 +60,7 @@ def evaluate_run(workdir, *, num_samples: int = NUM_SAMPLES, seed: int = 0, nll_
       raise UserError(f"--raw_generator applies to GANs that keep a generator average (step.ema_decay > 0); "
                       f"{run.config.model.name} in {run.workdir} has no generator average")
     run = dataclasses.replace(run, state=raw)
-  name = "eval" + ("-best" if best else "") + ("-raw" if raw_generator else "")
+  name = result_name(raw_generator, best)
   blocks = [block.NAME for block in BLOCKS if block.applies(run.family)]
   print(f"genjax: evaluating {run.config.model.name} at step {run.step} ({', '.join(blocks)}); stages longer than "
         "a few seconds show their progress and estimated time", file=sys.stderr)
@@ -106,7 +111,7 @@ def evaluate_population(workdir, **settings) -> dict:
          "population": len(results), "sweep": info.get("sweep", {}), "members": info["members"],
          "settings": first["settings"], **summary, "eval_s": round(sum(r["eval_s"] for r in results), 1)}
   if settings.get("write", True):
-    provenance.write_json(workdir / ("eval-raw.json" if settings.get("raw_generator") else "eval.json"), out)
+    provenance.write_json(workdir / f"{result_name(settings.get('raw_generator', False))}.json", out)
   return out
 
 

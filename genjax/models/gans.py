@@ -208,11 +208,7 @@ def ema_update(ema, new, decay: float, start: int, count):
 
 def sampling_variables(state: AdversarialState) -> dict:
   """The generator's variables that draw samples: its EMA when the state keeps one, else its own."""
-  if "ema" not in state.avg:
-    return state.gen.variables
-  ema = state.avg["ema"]
-  return {"params": ema["params"], "batch_stats": ema["batch_stats"]} if ema["batch_stats"] else {
-      "params": ema["params"]}
+  return state.gen.replace(**state.avg["ema"]).variables if "ema" in state.avg else state.gen.variables
 
 
 def raw_generator(state: AdversarialState) -> AdversarialState | None:
@@ -227,6 +223,11 @@ def raw_generator(state: AdversarialState) -> AdversarialState | None:
 def _kernels(params) -> dict:
   """{"path/kernel": W} for every weight matrix or conv kernel of a parameter tree (biases, embeddings left out)."""
   return {"/".join(k): v for k, v in traverse_util.flatten_dict(params).items() if k[-1] == "kernel"}
+
+
+def _as_matrix(w):
+  """A kernel as the matrix [fan-in, out] that spectral normalization bounds (a conv's [kh, kw, cin] flattened)."""
+  return w.astype(jnp.float32).reshape(-1, w.shape[-1])
 
 
 def _l2_normalize(v, eps: float = 1e-12):
@@ -245,7 +246,7 @@ def power_iteration(params, us: dict, n: int = 1) -> dict:
   kernels = _kernels(jax.lax.stop_gradient(params))
   out = {}
   for name, u in us.items():
-    w = kernels[name].astype(jnp.float32).reshape(-1, kernels[name].shape[-1])
+    w = _as_matrix(kernels[name])
     for _ in range(n):
       v = _l2_normalize(w @ u)
       u = _l2_normalize(w.T @ v)
@@ -261,7 +262,7 @@ def spectral_normalize(params, us: dict):
     name = "/".join(key)
     if name in us:
       w = flat[key]
-      w2 = w.astype(jnp.float32).reshape(-1, w.shape[-1])
+      w2 = _as_matrix(w)
       v = jax.lax.stop_gradient(_l2_normalize(w2 @ us[name]))
       sigma = v @ (w2 @ us[name])
       flat[key] = (w / sigma).astype(w.dtype)
