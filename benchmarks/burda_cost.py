@@ -1,18 +1,20 @@
 """What each run of Burda et al.'s (2015) Table 1 costs here: measured training images/s, and the wall time of the
 paper's 3280-epoch schedule at that rate.
 
-    .venv/bin/python benchmarks/burda_cost.py            # k = 1, 5, 50 at batch 20; k = 1 at batches 100 and 500
-    .venv/bin/python benchmarks/burda_cost.py --steps 1000
+    .venv/bin/python benchmarks/burda_cost.py            # every row of RUNS
+    .venv/bin/python benchmarks/burda_cost.py --runs 2:1:20,2:50:20 --steps 1000   # layers:k:batch
 
-Each row trains genjax/configs/burda.py (1 stochastic layer) with the real loop for `--steps` steps in a temporary
-directory and reads the run's own images/s (timing.json: compile excluded). The 2-stochastic-layer model is not in
-genjax yet. Results: benchmarks/results/<device>-<date>-burda-cost.json, with the exact command of each full run.
+Each row trains genjax/configs/burda.py (1 stochastic layer) or burda2.py (2 stochastic layers) with the real loop
+for `--steps` steps in a temporary directory and reads the run's own images/s (timing.json: compile excluded).
+Results: benchmarks/results/<device>-<date>-burda-cost.json, with the exact command of each full run; a later run of
+the same day adds its rows to that file (a row measured again replaces its record).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import pathlib
 import sys
 import tempfile
@@ -28,25 +30,28 @@ from genjax import config as cfg  # noqa: E402
 from genjax import train  # noqa: E402
 from genjax.eval import provenance  # noqa: E402
 
-RUNS = [(1, 20), (5, 20), (50, 20), (1, 100), (1, 500)]  # (k, batch)
-PAPER = {1: 86.76, 5: 85.54, 50: 84.78}  # Table 1, 1 stochastic layer, test NLL in nats
+RUNS = [(1, 1, 20), (1, 5, 20), (1, 50, 20), (1, 1, 100), (1, 1, 500), (2, 1, 20), (2, 50, 20)]  # (layers, k, batch)
+PAPER = {(1, 1): 86.76, (1, 5): 85.54, (1, 50): 84.78, (2, 1): 85.33, (2, 50): 82.90}  # Table 1, test NLL in nats
+CONFIG = {1: ("iwae", "burda"), 2: ("iwae2", "burda2")}  # layers -> (model, config)
 EPOCHS = 3280
 TRAIN_IMAGES = 60000
 
 
-def measure(k: int, batch: int, steps: int) -> dict:
-  c = cfg.model_config("burda")
+def measure(layers: int, k: int, batch: int, steps: int) -> dict:
+  model, config = CONFIG[layers]
+  c = cfg.model_config(config)
   c.step.k, c.train.batch_size, c.optim.epoch_steps = k, batch, TRAIN_IMAGES // batch
   c.train.steps = steps
   c.train.log_every = c.train.sample_every = c.train.checkpoint_every = steps
   with tempfile.TemporaryDirectory() as tmp:
     r = train.train(c, pathlib.Path(tmp) / "run", quiet=True)
   full_steps = EPOCHS * TRAIN_IMAGES // batch
-  command = (f"make train MODEL=iwae WORKDIR=runs/burda_k{k}_b{batch} ARGS=\"--config=burda --config.step.k={k}"
+  name = f"burda{'2' if layers == 2 else ''}_k{k}_b{batch}"
+  command = (f"make train MODEL={model} WORKDIR=runs/{name} ARGS=\"--config={config} --config.step.k={k}"
              + (f" --config.train.batch_size={batch} --config.optim.epoch_steps={TRAIN_IMAGES // batch}"
                 f" --config.train.steps={full_steps}" if batch != 20 else "") + "\"")
-  return {"k": k, "batch": batch, "steps_timed": steps, "images_per_sec": round(r.images_per_sec, 1),
-          "paper_nll": PAPER.get(k) if batch == 20 else None,
+  return {"layers": layers, "k": k, "batch": batch, "steps_timed": steps,
+          "images_per_sec": round(r.images_per_sec, 1), "paper_nll": PAPER.get((layers, k)) if batch == 20 else None,
           "paper_schedule_hours": round(EPOCHS * TRAIN_IMAGES / r.images_per_sec / 3600, 2), "command": command}
 
 
@@ -55,20 +60,34 @@ def main(argv=None) -> int:
   p.add_argument("--steps", type=int, default=3000, help="steps timed per row")
   p.add_argument("--note", default="", help="a sentence for the results, e.g. what else shared the machine")
   p.add_argument("--out_dir", default=str(HERE / "results"))
+  p.add_argument("--runs", default=",".join(":".join(map(str, r)) for r in RUNS),
+                 help="comma-separated layers:k:batch rows (layers 1 or 2)")
   a = p.parse_args(argv)
+  try:
+    runs = [tuple(int(v) for v in r.split(":")) for r in a.runs.split(",")]
+    if any(len(r) != 3 or r[0] not in CONFIG or r[1] < 1 or r[2] < 1 for r in runs):
+      raise ValueError
+  except ValueError:
+    print(f"burda_cost: error: --runs takes layers:k:batch rows with layers 1 or 2 and k, batch >= 1, got "
+          f"{a.runs!r}", file=sys.stderr)
+    return 2
   device = jax.devices()[0]
   where = {"platform": jax.default_backend(), "device_kind": device.device_kind, "cpu": provenance.cpu_name()}
-  records = []
-  for k, batch in RUNS:
-    records.append(measure(k, batch, a.steps))
-    print(f"burda k={k:2d} batch {batch:3d}: {records[-1]['images_per_sec']:9.0f} images/s; the paper's {EPOCHS} "
-          f"epochs: {records[-1]['paper_schedule_hours']:.1f} h")
   out = pathlib.Path(a.out_dir) / f"{device_slug(where)}-{datetime.date.today().isoformat()}-burda-cost.json"
+  before = json.loads(out.read_text()) if out.exists() else {}
+  key = lambda r: (r.get("layers", 1), r["k"], r["batch"])  # noqa: E731
+  records = [r for r in before.get("records", []) if key(r) not in runs]
+  notes = [n for n in (before.get("note", ""), a.note) if n]
+  for layers, k, batch in runs:
+    records.append(measure(layers, k, batch, a.steps))
+    print(f"burda {layers} layer(s) k={k:2d} batch {batch:3d}: {records[-1]['images_per_sec']:9.0f} images/s; the "
+          f"paper's {EPOCHS} epochs: {records[-1]['paper_schedule_hours']:.1f} h")
+  records.sort(key=key)
   provenance.write_json(out, {"kind": "burda-cost", "date": datetime.date.today().isoformat(), **where,
-                              **provenance.environment(), "note": a.note,
+                              **provenance.environment(), "note": " ".join(notes),
                               "measures": "training images/s of the real loop (timing.json, compile excluded) over "
-                              f"{a.steps} steps; paper_schedule_hours = {EPOCHS} epochs of {TRAIN_IMAGES} images "
-                              "at that rate", "records": records}, indent=1)
+                              "steps_timed steps; paper_schedule_hours = "
+                              f"{EPOCHS} epochs of {TRAIN_IMAGES} images at that rate", "records": records}, indent=1)
   print(f"burda_cost: -> {out}")
   return 0
 

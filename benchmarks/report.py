@@ -436,12 +436,14 @@ def stabilizers() -> list[str]:
 
 
 def burda_cost() -> list[str]:
-  """What each of Burda et al.'s Table 1 runs (1 stochastic layer) costs here."""
+  """What each of Burda et al.'s Table 1 runs costs here."""
   name = SOURCES["burda_cost"][-1]
   r = load(name)
-  rows = [[str(q["k"]), str(q["batch"]), f"{q['paper_nll']:.2f}" if q.get("paper_nll") else "—",
+  rows = [[str(q.get("layers", 1)), str(q["k"]), str(q["batch"]),
+           f"{q['paper_nll']:.2f}" if q.get("paper_nll") else "—",
            n(q["images_per_sec"]), f"{q['paper_schedule_hours']:.1f} h", f"`{q['command']}`"] for q in r["records"]]
-  return [*table(["k", "batch", "paper's test NLL", "images/s here", "3280 epochs at that rate", "command"], rows),
+  return [*table(["stochastic layers", "k", "batch", "paper's test NLL", "images/s here", "3280 epochs at that rate",
+                  "command"], rows),
           "", f"{r['measures']}. {r.get('note') or ''} Run: {describe(name, peak=False)}."]
 
 

@@ -46,21 +46,32 @@ VARIANTS = {  # name -> the keys set on the default config, and what it tests
     "batch64_ema": ({"train.batch_size": 64, **EMA}, "batch 64 (as many steps), with the average"),
     "hinge_ema99": ({"step.loss": "hinge", **EMA_SHORT}, "hinge loss, with a shorter average"),
     "hinge_r1_ema99": ({"step.loss": "hinge", "step.r1": 1.0, **EMA_SHORT}, "hinge loss and R1 (gamma 1)"),
+    # D's capacity: the default D (32, 64 channels) costs about a fifteenth of G's multiply-adds per image.
+    "d2x": ({"model.disc_features": (64, 128)}, "D with twice the channels (64, 128)"),
+    "d4x": ({"model.disc_features": (128, 256)}, "D with four times the channels (128, 256)"),
+    "d2x_hinge_ema99": ({"model.disc_features": (64, 128), "step.loss": "hinge", **EMA_SHORT},
+                        "D with twice the channels, hinge loss, the shorter average"),
+    # The learning rate of both players (DCGAN's 2e-4 by default), Adam's b1 0.5 kept.
+    "lr5e-4_ema99": ({"optim.lr": 5e-4, **EMA_SHORT}, "learning rate 5e-4, the shorter average"),
+    "lr1e-3_ema99": ({"optim.lr": 1e-3, **EMA_SHORT}, "learning rate 1e-3, the shorter average"),
 }
 SCORES = ("fid", "precision", "recall", "coverage", "class_kl", "classes_covered")
 
 
-def variant_config(name: str, steps: int):
+def variant_config(name: str, steps: int, eval_every: int = 0):
   c = cfg.model_config("gan")
   cfg.assign(c, VARIANTS[name][0])
   if steps:
     c.train.steps = steps
+  if eval_every:
+    c.train.eval_every = eval_every
   cfg.check(c)
   return c
 
 
-def measure(name: str, workdir: pathlib.Path, steps: int, num_samples: int, log=print) -> dict:
-  c = variant_config(name, steps)
+def measure(name: str, workdir: pathlib.Path, steps: int, num_samples: int, eval_every: int = 0,
+            log=print) -> dict:
+  c = variant_config(name, steps, eval_every)
   run_dir = workdir / name
   ema = c.step.get("ema_decay", 0.0) > 0
   timing = run_dir / "timing.json"
@@ -70,6 +81,9 @@ def measure(name: str, workdir: pathlib.Path, steps: int, num_samples: int, log=
     log(f"{name}: trained {c.train.steps} steps in {time.perf_counter() - t0:.0f} s")
   record = {"variant": name, "what": VARIANTS[name][1], "set": VARIANTS[name][0], "steps": c.train.steps,
             "batch_size": c.train.batch_size, "train_s": json.loads(timing.read_text())["train_s"]}
+  curve = during_curve(run_dir)
+  if curve:
+    record["eval_every"] = curve
   for raw in ([False, True] if ema else [False]):
     path = run_dir / ("eval-raw.json" if raw else "eval.json")
     old = json.loads(path.read_text()) if path.exists() else {}
@@ -81,10 +95,18 @@ def measure(name: str, workdir: pathlib.Path, steps: int, num_samples: int, log=
   return record
 
 
+def during_curve(run_dir: pathlib.Path) -> list[dict]:
+  """train.eval_every's scores in the run's metrics.jsonl: [{step, fid}] (FID of 2000 samples)."""
+  path = run_dir / "metrics.jsonl"
+  rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+  return [{"step": r["step"], "fid": round(r["eval_fid"], 2)} for r in rows if "eval_fid" in r]
+
+
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, from: " + ", ".join(VARIANTS))
   p.add_argument("--steps", type=int, default=0, help="training steps; default the config's (3000)")
+  p.add_argument("--eval_every", type=int, default=0, help="train.eval_every: FID of 2000 samples in the run")
   p.add_argument("--num_samples", type=int, default=10000, help="samples scored (make eval's default)")
   p.add_argument("--workdir", default="runs/stabilizers")
   p.add_argument("--out_dir", default=str(HERE / "results"))
@@ -110,7 +132,7 @@ def main(argv=None) -> int:
             "records": [r for r in before.get("records", []) if r["variant"] not in names]}
   try:
     for name in names:
-      result["records"].append(measure(name, pathlib.Path(a.workdir), a.steps, a.num_samples))
+      result["records"].append(measure(name, pathlib.Path(a.workdir), a.steps, a.num_samples, a.eval_every))
       provenance.write_json(out, result, indent=1)  # after each variant: a stopped run keeps what it measured
   except UserError as e:
     print(f"stabilizers: error: {e}", file=sys.stderr)

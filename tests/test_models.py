@@ -82,8 +82,14 @@ def test_train_step_vmaps_over_seeds(name):
     chex.assert_shape(v, (2,))
   one, _ = jax.jit(step)(jax.tree.map(lambda a: a[0], states), batch, jax.random.PRNGKey(6))
   # Adam's first step moves each weight by about +-lr, so a gradient within rounding of zero may flip sign between
-  # the batched and unbatched programs; a wrong vmap would be off by O(lr) everywhere.
-  chex.assert_trees_all_close(jax.tree.map(lambda a: a[0], new), one, rtol=1e-5, atol=config.optim.lr / 4)
+  # the batched and unbatched programs (one weight in 521,084 of iwae2's did): such a weight is off by up to 2 lr.
+  # A wrong vmap would be off by O(lr) everywhere, so at most one weight in 100,000 may be off by more than lr / 4.
+  lr = config.optim.lr
+  got, want = (np.concatenate([np.ravel(a) for a in jax.tree.leaves(t)])
+               for t in (jax.tree.map(lambda a: a[0], new), one))
+  off = np.abs(got - want) > lr / 4 + 1e-5 * np.abs(want)
+  assert off.sum() <= got.size // 100_000, f"{off.sum()} of {got.size} values differ by more than lr / 4"
+  assert np.all(np.abs(got - want)[off] <= 2.0 * lr * 1.01 + 1e-5 * np.abs(want)[off])
 
 
 def _conv_dim_labels(hlo_text):

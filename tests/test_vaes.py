@@ -280,3 +280,115 @@ def test_dynamic_binarization_draws_anew_each_step_and_the_same_after_a_resume()
   _, again = step(state, batch, jax.random.PRNGKey(3))
   _, m2 = step(state.replace(step=state.step + 1), batch, jax.random.PRNGKey(3))
   assert float(m1["loss"]) == float(again["loss"]) != float(m2["loss"])
+
+
+# --- the 2-stochastic-layer model (genjax/models/iwae2.py, genjax/configs/burda2.py) ---------------------------
+
+def _iwae2(k=5, **model):
+  c = cfg.model_config("iwae2")
+  c.step.k = k
+  for key, v in model.items():
+    c.model[key] = v
+  state = MODELS["iwae2"].init_state(jax.random.PRNGKey(0), c, {"image": _x(), "label": jnp.zeros((4,), jnp.int32)})
+  return c, state
+
+
+def test_burda_two_layer_architecture_has_the_papers_parameter_count():
+  """x -> 200 -> 200 -> h1 (100) -> 100 -> 100 -> h2 (50), Gaussian layers as mean and log-variance; p mirrored."""
+  c = cfg.model_config("burda2")
+  assert c.model.name == "iwae2" and c.step.k == 1 and c.step.binarize and c.train.batch_size == 20
+  assert c.optim.schedule == "burda" and c.optim.eps == 1e-4
+  state = MODELS["iwae2"].init_state(jax.random.PRNGKey(0), c, {"image": jnp.zeros((2, 28, 28, 1)),
+                                                                 "label": jnp.zeros((2,), jnp.int32)})
+  dense = lambda i, o: i * o + o
+  q = dense(784, 200) + dense(200, 200) + dense(200, 2 * 100) + dense(100, 100) + dense(100, 100) + dense(100, 2 * 50)
+  p = dense(50, 100) + dense(100, 100) + dense(100, 2 * 100) + dense(100, 200) + dense(200, 200) + dense(200, 784)
+  assert sum(x.size for x in jax.tree.leaves(state.params)) == q + p == 521_084
+
+
+def _np_mlp(params, h):
+  """The tanh MLP of vae_dense in numpy: hidden_i with tanh, then `out`."""
+  i = 0
+  while f"hidden_{i}" in params:
+    h = np.tanh(h @ np.asarray(params[f"hidden_{i}"]["kernel"], np.float64) + np.asarray(params[f"hidden_{i}"]["bias"]))
+    i += 1
+  return h @ np.asarray(params["out"]["kernel"], np.float64) + np.asarray(params["out"]["bias"])
+
+
+def test_iwae2_log_weight_is_the_two_layer_joint_over_the_proposal():
+  """log w of one draw recomputed in float64 numpy from the parameters: log p(x|h1) + log p(h1|h2) + log p(h2)
+  - log q(h1|x) - log q(h2|h1), with h1 and h2 drawn through the same noise."""
+  from genjax.models import iwae2
+  _, state = _iwae2()
+  x = (np.asarray(_x()) > 0.5).astype(np.float32)
+  prm = jax.tree.map(np.asarray, state.params)
+  eps = np.asarray(jax.random.normal(jax.random.PRNGKey(5), (1, 4, 150)), np.float64)
+  mean1, logvar1 = state.apply_fn(state.variables, jnp.asarray(x), method="encode")
+  got = np.asarray(iwae2.log_weights(state.apply_fn, state.variables, jnp.asarray(x), mean1, logvar1,
+                                     jnp.asarray(eps, jnp.float32)))[0]
+
+  def log_normal(h, m, lv):
+    return np.sum(norm.logpdf(h, m, np.exp(0.5 * lv)), axis=-1)
+
+  q1 = _np_mlp(prm["q1"], x.reshape(4, -1).astype(np.float64))
+  m1, lv1 = q1[:, :100], q1[:, 100:]
+  h1 = m1 + np.exp(0.5 * lv1) * eps[0, :, :100]
+  q2 = _np_mlp(prm["q2"], h1)
+  h2 = q2[:, :50] + np.exp(0.5 * q2[:, 50:]) * eps[0, :, 100:]
+  p1 = _np_mlp(prm["p1"], h2)
+  logits = _np_mlp(prm["px"], h1)
+  xf = x.reshape(4, -1)
+  log_px = np.sum(xf * -np.logaddexp(0, -logits) + (1 - xf) * -np.logaddexp(0, logits), axis=-1)
+  want = (log_px + log_normal(h1, p1[:, :100], p1[:, 100:]) + log_normal(h2, 0.0, 0.0)
+          - log_normal(h1, m1, lv1) - log_normal(h2, q2[:, :50], q2[:, 50:]))
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-3)
+
+
+def test_iwae2_bound_rises_with_k_chunks_exactly_and_stays_above_its_elbo():
+  _, state = _iwae2()
+  f = MODELS["iwae2"]
+  x = (_x() > 0.5).astype(jnp.float32)
+  means = []
+  for k in (1, 10, 100, 1000):
+    lk, elbo = jax.jit(f.likelihood_bounds, static_argnums=4)(state, x, None, jax.random.PRNGKey(1), k)
+    assert np.all(np.asarray(lk) >= np.asarray(elbo) - 1e-4)
+    means.append(float(jnp.mean(lk)))
+  assert means == sorted(means) and means[-1] - means[0] > 5.0, means  # an untrained q is far from the posterior
+  whole = f.likelihood_bounds(state, x, None, jax.random.PRNGKey(1), 300)
+  chunked = f.likelihood_bounds(state, x, None, jax.random.PRNGKey(1), 300, chunk=64)
+  np.testing.assert_allclose(np.asarray(whole), np.asarray(chunked), rtol=1e-5)
+
+
+def test_iwae2_trains_on_its_bound_and_samples_decodes_and_reconstructs():
+  """k = 1 is the VAE (loss = -ELBO of the same draw); training lowers -L_5; the capabilities have the right shapes."""
+  f = MODELS["iwae2"]
+  batch = {"image": (_x() > 0.5).astype(jnp.float32), "label": jnp.zeros((4,), jnp.int32)}
+  c1, state = _iwae2(k=1)
+  _, m = jax.jit(functools.partial(f.train_step, **c1.step))(state, batch, jax.random.PRNGKey(0))
+  np.testing.assert_allclose(float(m["loss"]), float(m["neg_elbo"]), rtol=1e-6)
+  c5, state = _iwae2(k=5)
+  step = jax.jit(functools.partial(f.train_step, **c5.step))
+  first = None
+  for _ in range(30):
+    state, m = step(state, batch, jax.random.PRNGKey(0))
+    first = float(m["loss"]) if first is None else first
+    assert float(m["loss"]) <= float(m["neg_elbo"]) + 1e-3  # -L_k <= -ELBO from the same draws
+  assert float(m["loss"]) < first - 50.0, (first, float(m["loss"]))
+  assert f.sample(state, jax.random.PRNGKey(1), 3).shape == (3, 28, 28, 1)
+  codes = f.encode(state, batch["image"])
+  assert codes.shape == (4, 50) and f.decode(state, codes).shape == (4, 28, 28, 1)
+  recon = f.reconstruct(state, batch["image"])
+  assert recon.shape == (4, 28, 28, 1) and 0.0 <= float(recon.min()) and float(recon.max()) <= 1.0
+  per = f.eval_step(state, batch, jax.random.PRNGKey(2))
+  assert per["neg_iwae"].shape == per["neg_elbo"].shape == (4,)
+  assert float(jnp.mean(per["neg_iwae"])) < float(jnp.mean(per["neg_elbo"]))  # L_50 is the tighter bound
+
+
+def test_iwae2_refuses_bad_sizes():
+  from genjax.errors import UserError
+  for key, value, match in (("latents", (100,), "two positive"), ("hidden_top", (100, 0), "hidden_top"),
+                            ("activation", "gelu", "activation")):
+    c = cfg.model_config("iwae2")
+    c.model[key] = value
+    with pytest.raises(UserError, match=match):
+      MODELS["iwae2"].validate(c)
