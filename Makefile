@@ -118,6 +118,12 @@ check-accelerator:
 bench-quality: $(STAMP)
 	$(PY) benchmarks/quality.py $(if $(QUICK),--quick) $(ARGS)
 
+# make reproduce [TARGETS=cvae,cgan]: the reproduction targets (benchmarks/reproduce.py) trained, scored by make eval
+# and judged -> benchmarks/results/<device>-<date>-reproductions.json, docs/reproductions.md via make docs.
+.PHONY: reproduce
+reproduce: $(STAMP)
+	$(PY) benchmarks/reproduce.py $(if $(TARGETS),--targets $(TARGETS)) $(ARGS)
+
 # make docs: rewrites every measured table in docs/ from benchmarks/results/ (benchmarks/report.py; standard library
 # only). CHECK=1 writes nothing and fails when a page is out of date, as tests/test_report.py does.
 CHECK ?=

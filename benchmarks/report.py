@@ -54,6 +54,7 @@ SOURCES = {  # table -> result files (without .json), oldest first
     "accelerator": [],
     "stabilizers": [CPU + "2026-12-06-gan-stabilizers"],  # benchmarks/stabilizers.py
     "burda_cost": [CPU + "2026-12-06-burda-cost"],  # benchmarks/burda_cost.py
+    "reproductions": [],  # benchmarks/reproduce.py
 }
 CONV = ("ae", "vae", "gan")  # the convolutional models; the rest are dense
 TARGET = {"conv": 1.3, "dense": 1.5}  # the suite's targets: best genjax / PyTorch eager at batch 128
@@ -447,6 +448,58 @@ def burda_cost() -> list[str]:
           "", f"{r['measures']}. {r.get('note') or ''} Run: {describe(name, peak=False)}."]
 
 
+def _score(metric: str, v) -> str:
+  if v is None:
+    return "—"
+  if metric in ("label_accuracy", "precision", "recall", "coverage"):
+    return f"{v:.3f}" if metric != "label_accuracy" else f"{100 * v:.1f}%"
+  if metric == "class_kl":
+    return f"{v:.3f}"
+  return f"{v:g}" if metric == "classes_covered" else f"{v:.2f}"
+
+
+def reproductions() -> list[str]:
+  """Each reproduction target (benchmarks/reproduce.py): its goals beside what make eval measured, the paper's
+  figure where one exists, steps, wall time, device and command."""
+  got = newest(SOURCES["reproductions"], lambda r: [(q["target"], q) for q in r["records"]])
+  if not got:
+    return ["No reproduction target has been measured yet: `make reproduce` writes "
+            "benchmarks/results/<device>-<date>-reproductions.json, whose name goes into `SOURCES[\"reproductions\"]`."]
+  tags = tagged([f for f, _ in got.values()])
+  rows = []
+  for target, (name, q) in got.items():
+    def shown(m, g):
+      value = seconds(g["value"]) if m == "wall_s" else _score(m, g["value"])
+      return f"{m.replace('_', ' ')} {g['goal']}: **{value}** {'✓' if g['met'] else '✗'}"
+    goals = "; ".join(shown(m, g) for m, g in q["goals"].items()) or "— (reported)"
+    others = ", ".join(f"{m.replace('_', ' ')} {_score(m, v)}" for m, v in q["scores"].items() if m not in q["goals"])
+    paper = ", ".join(f"{m} {v}" for m, v in q.get("paper", {}).items()) or "—"
+    rows.append([f"`{target}`", q["what"], goals, others or "—", paper, n(q["steps"]), seconds(q["wall_s"]),
+                 ", ".join(q.get("devices") or []) or "—", f"`{q['command']}`", tags[name]])
+  return [*table(["target", "what", "goals: measured", "also measured", "paper", "steps", "make train",
+                  "device", "command", "run"], rows), "",
+          "make train's wall time includes compilation; scores are make eval's defaults (10,000 samples against the "
+          "10,000 test images in the classifier's feature space; label accuracy of 10,000 samples drawn for labels "
+          "0-9 in turn). " + sources_line(tags, peak=False)]
+
+
+HEADLINE = ("gan", "cvae", "cgan", "gan_mlp", "mode_collapse_remedy")  # the README's rows, when measured
+
+
+def headline() -> list[str]:
+  """The README's short version of `reproductions`: the headline targets, each goal and whether it is met."""
+  got = newest(SOURCES["reproductions"], lambda r: [(q["target"], q) for q in r["records"]])
+  rows = [[f"`{t}`", got[t][1]["what"], "; ".join(
+      f"{m.replace('_', ' ')} {g['goal']}: {seconds(g['value']) if m == 'wall_s' else _score(m, g['value'])} "
+      f"{'✓' if g['met'] else '✗'}" for m, g in got[t][1]["goals"].items())] for t in HEADLINE if t in got]
+  if not rows:
+    return ["Not measured yet: `make reproduce`, then `make docs` (benchmarks/results/*-reproductions.json)."]
+  files = sorted({got[t][0] for t in HEADLINE if t in got})
+  return [*table(["target", "what", "goal: measured"], rows), "",
+          f"Measured on {', '.join(label(f) for f in files)} (benchmarks/results/{files[-1]}.json); every target, "
+          "its command and the papers' figures: [docs/reproductions.md](docs/reproductions.md)."]
+
+
 ACCELERATOR_TARGETS = [  # issue 24's, for an H100 or H200
     ("dcgan", "DCGAN (`gan`) training images/s, at a batch that fits", "≥ 250,000"),
     ("vae_dense", "dense VAE (`vae_dense`) training images/s", "≥ 2,000,000"),
@@ -473,7 +526,8 @@ def accelerator() -> list[str]:
 TABLES = {"throughput": throughput, "full_run": full_run, "conv_batches": conv_batches, "bf16": bf16,
           "make_train": make_train, "quality": quality, "strategies": strategies, "populations": populations,
           "default_runs": default_runs, "experiments": experiments, "accelerator": accelerator,
-          "stabilizers": stabilizers, "burda_cost": burda_cost,
+          "stabilizers": stabilizers, "burda_cost": burda_cost, "reproductions": reproductions,
+          "headline": headline,
           **{k: functools.partial(kernel_table, k) for k in ("kernel_s2", "kernel_taps", "kernel_patches",
                                                               "kernel_transpose", "design_choices")}}
 
@@ -504,7 +558,8 @@ def pages(docs: pathlib.Path | None = None) -> dict[pathlib.Path, tuple[str, str
   """Each page of `docs` (default DOCS) that holds generated tables -> (its text now, its text regenerated)."""
   docs = docs or DOCS
   result, placed = {}, []
-  for path in sorted(docs.glob("*.md")):
+  readme = docs.parent / "README.md"  # the README's headline table; docs/ pages hold the rest
+  for path in [*sorted(docs.glob("*.md")), *([readme] if readme.exists() else [])]:
     text = path.read_text()
     new, found = render(text, path.name)
     placed += found

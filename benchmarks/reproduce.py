@@ -1,0 +1,169 @@
+"""The reproduction targets: each trained by the real loop as its command says, scored by `make eval`, and judged.
+
+    .venv/bin/python benchmarks/reproduce.py                          # every target that fits a session here
+    .venv/bin/python benchmarks/reproduce.py --targets cvae,cgan      # some of them
+    make reproduce TARGETS=cvae,cgan
+
+A target is a config (a model's default, a named config, or a few keys set on one), the metrics `make eval`
+reports for it, and goals on them (FID, precision, recall, class-KL, label accuracy, test NLL), some beside a
+paper's figure; `budget_s` is a goal on make train's wall time. Each target trains into WORKDIR/<target> (a target
+whose run and evaluation exist is not trained again; a stopped one resumes), is scored by `make eval` at its
+defaults (10,000 samples; NLL with k = 5000), and recorded with its wall time, steps, device and the command that
+reproduces it. Results: benchmarks/results/<device>-<date>-reproductions.json (a later run of the same day adds its
+targets to that file; a target measured again replaces its record); docs/reproductions.md's table is generated
+from it. Burda et al.'s runs are too long for this CPU: their costs are measured by benchmarks/burda_cost.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import operator
+import pathlib
+import sys
+import time
+
+import jax
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from suite import device_slug  # noqa: E402 -- benchmarks/suite.py
+
+from genjax import config as cfg  # noqa: E402
+from genjax import train  # noqa: E402
+from genjax.errors import UserError  # noqa: E402
+from genjax.eval import provenance  # noqa: E402
+from genjax.eval import run as evaluation  # noqa: E402
+
+OPS = {"<=": operator.le, ">=": operator.ge, "==": operator.eq}
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+  what: str
+  model: str
+  goals: dict  # metric -> (op, value): the target
+  config: str = ""  # a named config (genjax/configs/<config>.py); default the model's
+  set: dict = dataclasses.field(default_factory=dict)  # config keys set on it
+  budget_s: float = 0.0  # > 0: a goal on make train's wall time (compile included)
+  paper: dict = dataclasses.field(default_factory=dict)  # metric -> the paper's figure
+  shows: tuple = ()  # metrics reported beside the goals
+
+  def command(self, name: str) -> str:
+    args = [f"--config={self.config}"] if self.config else []
+    args += [f"--config.{k}={_text(v)}" for k, v in self.set.items()]
+    quoted = f' ARGS="{" ".join(args)}"' if args else ""
+    return f"make train MODEL={self.model} WORKDIR=runs/{name}{quoted} && make eval WORKDIR=runs/{name}"
+
+
+def _text(v) -> str:
+  return str(v).lower() if isinstance(v, bool) else str(v).replace(" ", "")
+
+
+GAN_SCORES = ("fid", "precision", "recall", "class_kl", "classes_covered")
+TARGETS = {
+    "gan": Target("DCGAN, `make train MODEL=gan`", "gan",
+                  {"fid": ("<=", 20.0), "precision": (">=", 0.7), "recall": (">=", 0.6), "class_kl": ("<=", 0.02)},
+                  budget_s=360, shows=GAN_SCORES),
+    "gan_fashion": Target("DCGAN on Fashion-MNIST", "gan", {}, set={"data.name": "fashion_mnist"}, shows=GAN_SCORES),
+    "cvae": Target("conditional VAE: samples of the asked-for digit", "cvae", {"label_accuracy": (">=", 0.95)},
+                   shows=("label_accuracy", "fid", "nll")),
+    "cgan": Target("conditional GAN: samples of the asked-for digit", "cgan", {"label_accuracy": (">=", 0.97)},
+                   shows=("label_accuracy", "fid", "precision", "recall")),
+    "gan_mlp": Target("MLP GAN (Goodfellow et al.)", "gan_mlp", {"fid": ("<=", 106.1)}, shows=GAN_SCORES),
+    "mode_collapse_remedy": Target(
+        "mode_collapse: a slow D (lr_d 2e-5) with the remedy", "gan_mlp",
+        {"classes_covered": (">=", 10), "class_kl": ("<=", 0.05)},
+        set={"optim.lr_d": 2e-5, "train.steps": 3000, "step.feature_matching": True, "model.minibatch_std": True},
+        shows=GAN_SCORES),
+    "mode_collapse_collapsed": Target("mode_collapse: a slow D (lr_d 2e-5), no remedy", "gan_mlp", {},
+                                      set={"optim.lr_d": 2e-5, "train.steps": 3000}, shows=GAN_SCORES),
+}
+
+
+def target_config(t: Target):
+  c = cfg.model_config(t.config or t.model)
+  cfg.assign(c, t.set)
+  cfg.check(c)
+  return c
+
+
+def judged(t: Target, scores: dict, wall_s: float) -> dict:
+  """metric -> {goal, value, met} for each goal of `t`, with make train's wall time against `budget_s`."""
+  out = {m: {"goal": f"{op} {v:g}", "value": scores.get(m), "met": scores.get(m) is not None and OPS[op](scores[m], v)}
+         for m, (op, v) in t.goals.items()}
+  if t.budget_s:
+    out["wall_s"] = {"goal": f"<= {t.budget_s:g}", "value": round(wall_s, 1), "met": wall_s <= t.budget_s}
+  return out
+
+
+def measure(name: str, workdir: pathlib.Path, log=print) -> dict:
+  t = TARGETS[name]
+  c = target_config(t)
+  run_dir = workdir / name
+  timing = evaluation.training_time(run_dir)
+  if not (timing and timing.get("steps") == c.train.steps):
+    t0 = time.perf_counter()
+    train.train(c, run_dir, quiet=True)
+    log(f"{name}: trained {c.train.steps} steps in {time.perf_counter() - t0:.0f} s")
+    timing = evaluation.training_time(run_dir)
+  path = run_dir / "eval.json"
+  result = json.loads(path.read_text()) if path.exists() else {}
+  if result.get("step") != c.train.steps:
+    result = evaluation.evaluate_run(run_dir)
+  metrics = tuple(dict.fromkeys([*t.goals, *t.shows]))
+  scores = {m: result[m] for m in metrics if m in result}
+  wall_s = timing["train_s"] + timing.get("compile_s", 0.0)
+  record = {"target": name, "what": t.what, "model": t.model, "config": t.config or t.model, "set": t.set,
+            "dataset": c.data.name, "steps": c.train.steps, "batch_size": c.train.batch_size,
+            "wall_s": round(wall_s, 1), "train_s": timing["train_s"], "devices": timing.get("devices"),
+            "scores": scores, "goals": judged(t, scores, wall_s), "paper": t.paper, "command": t.command(name),
+            "eval_protocol": {k: result.get("protocol", {}).get(k) for k in ("num_samples", "reference", "nll")
+                              if k in result.get("protocol", {})}}
+  record["met"] = all(g["met"] for g in record["goals"].values()) if record["goals"] else None
+  log(f"{name}: " + ", ".join(f"{k} {v:.4g}" for k, v in scores.items()) + f"; make train {wall_s:.0f} s; "
+      + ("all goals met" if record["met"] else "no goals" if record["met"] is None else "goals not met: "
+         + ", ".join(m for m, g in record["goals"].items() if not g["met"])))
+  return record
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("--targets", default=",".join(TARGETS), help="comma-separated, from: " + ", ".join(TARGETS))
+  p.add_argument("--workdir", default="runs/reproduce")
+  p.add_argument("--out_dir", default=str(HERE / "results"))
+  p.add_argument("--note", default="", help="a sentence for the results, e.g. what else shared the machine")
+  a = p.parse_args(argv)
+  names = [n for n in a.targets.split(",") if n]
+  unknown = [n for n in names if n not in TARGETS]
+  if unknown or not names:
+    print(f"reproduce: error: unknown target {unknown[0] if unknown else a.targets!r}; known: {', '.join(TARGETS)}",
+          file=sys.stderr)
+    return 2
+  device = jax.devices()[0]
+  where = {"platform": jax.default_backend(), "device_kind": device.device_kind, "cpu": provenance.cpu_name()}
+  out = pathlib.Path(a.out_dir) / f"{device_slug(where)}-{datetime.date.today().isoformat()}-reproductions.json"
+  before = json.loads(out.read_text()) if out.exists() else {}
+  notes = [n for n in (before.get("note", ""), a.note) if n]
+  result = {"kind": "reproductions", "date": datetime.date.today().isoformat(), **where,
+            **provenance.environment(), "commands": [*before.get("commands", []),
+                                                     "benchmarks/reproduce.py " + " ".join(argv or sys.argv[1:])],
+            "note": " ".join(dict.fromkeys(notes)),
+            "records": [r for r in before.get("records", []) if r["target"] not in names]}
+  try:
+    for name in names:
+      result["records"].append(measure(name, pathlib.Path(a.workdir)))
+      result["records"].sort(key=lambda r: list(TARGETS).index(r["target"]) if r["target"] in TARGETS else 99)
+      provenance.write_json(out, result, indent=1)  # after each target: a stopped run keeps what it measured
+  except UserError as e:
+    print(f"reproduce: error: {e}", file=sys.stderr)
+    return 2
+  print(f"reproduce: {len(result['records'])} targets -> {out}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,66 @@
+"""benchmarks/reproduce.py: each target's command gives the config it measures, goals are judged as stated, bad
+arguments are one line, and the docs table reads the results. (The targets themselves train for minutes each:
+their results are in benchmarks/results/*-reproductions.json.)"""
+
+import json
+import pathlib
+import re
+import shlex
+import sys
+
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "benchmarks"))
+import report  # noqa: E402
+import reproduce  # noqa: E402
+
+from genjax import config as cfg  # noqa: E402
+from genjax.models import MODELS  # noqa: E402
+
+
+@pytest.mark.parametrize("name", sorted(reproduce.TARGETS))
+def test_each_targets_command_builds_the_config_it_measures(name):
+  """make train's arguments in the recorded command, parsed as main.py does, give the measured config."""
+  t = reproduce.TARGETS[name]
+  c = reproduce.target_config(t)
+  MODELS[t.model].validate(c)
+  words = shlex.split(t.command(name).split(" && ")[0])
+  assert words[:2] == ["make", "train"] and f"MODEL={t.model}" in words and f"WORKDIR=runs/{name}" in words
+  args = next((w.removeprefix("ARGS=").split() for w in words if w.startswith("ARGS=")), [])
+  named = [a.removeprefix("--config=") for a in args if a.startswith("--config=")]
+  again = cfg.model_config(named[0] if named else t.model)
+  cfg.override(again, cfg.parse_overrides([a for a in args if not a.startswith("--config=")]))
+  assert again.to_dict() == c.to_dict()
+  assert all(op in reproduce.OPS for op, _ in t.goals.values())
+
+
+def test_goals_are_judged_as_stated_and_a_missing_score_is_not_met():
+  t = reproduce.Target("x", "gan", {"fid": ("<=", 20.0), "recall": (">=", 0.6)}, budget_s=360)
+  got = reproduce.judged(t, {"fid": 20.0, "recall": 0.59}, 361.0)
+  assert got["fid"] == {"goal": "<= 20", "value": 20.0, "met": True}
+  assert got["recall"]["met"] is False and got["wall_s"] == {"goal": "<= 360", "value": 361.0, "met": False}
+  assert reproduce.judged(t, {"recall": 0.7}, 10.0)["fid"]["met"] is False
+
+
+def test_an_unknown_target_is_one_line_and_exit_2(capsys):
+  assert reproduce.main(["--targets", "cvae,bogus"]) == 2
+  assert capsys.readouterr().err.strip() == (
+      f"reproduce: error: unknown target 'bogus'; known: {', '.join(reproduce.TARGETS)}")
+
+
+def test_the_reproductions_table_shows_each_goal_met_or_not(tmp_path, monkeypatch):
+  stem = "cpu-x-2026-12-06-reproductions"
+  rec = {"target": "cvae", "what": "conditional VAE", "steps": 16000, "wall_s": 118.0, "devices": ["1 x cpu (cpu)"],
+         "scores": {"label_accuracy": 0.951, "fid": 60.5}, "paper": {},
+         "goals": reproduce.judged(reproduce.TARGETS["cvae"], {"label_accuracy": 0.951}, 118.0),
+         "command": reproduce.TARGETS["cvae"].command("cvae")}
+  rec2 = {**rec, "target": "cgan", "scores": {"label_accuracy": 0.9}, "goals": reproduce.judged(
+      reproduce.TARGETS["cgan"], {"label_accuracy": 0.9}, 10.0)}
+  (tmp_path / f"{stem}.json").write_text(json.dumps({"platform": "cpu", "cpu": "x", "versions": {"jax": "0.10.2"},
+                                                     "records": [rec, rec2]}))
+  monkeypatch.setattr(report, "RESULTS", tmp_path)
+  monkeypatch.setattr(report, "_cache", {})
+  monkeypatch.setitem(report.SOURCES, "reproductions", [stem])
+  rows = {line.split(" | ")[0][2:]: line for line in report.reproductions() if line.startswith("| `")}
+  assert re.search(r"label accuracy >= 0.95: \*\*95.1%\*\* ✓ \| fid 60.50 \|", rows["`cvae`"])
+  assert "label accuracy >= 0.97: **90.0%** ✗" in rows["`cgan`"] and "| 16,000 | 118 s |" in rows["`cvae`"]
