@@ -339,9 +339,24 @@ def populations() -> list[str]:
           "Batch 128, float32, one device. " + sources_line(tags)]
 
 
+def _reproduced_defaults() -> dict:
+  """(model, config) -> (file, default-run row) for the reproduction targets that are a model's default config as it
+  is (`make train MODEL=<model>`), newest file last."""
+  out = {}
+  for name in SOURCES["reproductions"]:
+    for q in load(name)["records"]:
+      if not q["set"] and q["config"] == q["model"]:
+        shows = ", ".join(f"{m.replace('_', ' ')} {_score(m, v)}" for m, v in q["scores"].items())
+        out[(q["model"], q["model"])] = (name, {"model": q["model"], "steps": q["steps"], "wall_s": q["wall_s"],
+                                                "shared_cpu": q.get("shared_cpu", False),
+                                                "result": f"make eval: {shows}"})
+  return out
+
+
 def default_runs() -> list[str]:
   got = newest(SOURCES["default_runs"],
                lambda r: [((q["model"], q.get("config", q["model"])), q) for q in r["records"]])
+  got.update(_reproduced_defaults())  # newer: the defaults as make reproduce measured them
   order = [(q["model"], q.get("config", q["model"])) for q in load(SOURCES["default_runs"][0])["records"]]
   order += [k for k in got if k not in order]
   tags = tagged([got[k][0] for k in order])
@@ -355,7 +370,8 @@ def default_runs() -> list[str]:
                  tags[name]])
   return [*table(["model", "default run", "wall time", "what it shows", "run"], rows), "",
           "≤ : measured while other jobs shared the CPU, so an upper bound. " + "; ".join(
-              f"*{t}*: {link(nm)} ({device(load(nm))}; `{load(nm)['command']}`)" for nm, t in tags.items()) + "."]
+              f"*{t}*: {link(nm)} ({device(load(nm))}; `{load(nm).get('command', 'make reproduce')}`)"
+              for nm, t in tags.items()) + "."]
 
 
 def experiments() -> list[str]:
@@ -424,15 +440,20 @@ def stabilizers() -> list[str]:
   for variant, (name, q) in got.items():
     avg, raw = (q["scores"], q["raw"]) if "raw" in q else (None, q["scores"])
     keys = ", ".join(f"`{k}={str(v).lower() if isinstance(v, bool) else v}`" for k, v in q["set"].items()) or "—"
+    curve = " → ".join(f"{e['fid']:.0f}" for e in q.get("eval_every", [])) or "—"
     rows.append([f"`{variant}`", q["what"], keys, f"{raw['fid']:.1f}", f"{avg['fid']:.1f}" if avg else "—",
                  f"{raw['precision']:.2f} / {raw['recall']:.2f}", f"{raw['coverage']:.2f}", f"{raw['class_kl']:.3f}",
-                 seconds(q["train_s"]), tags[name]])
+                 curve, seconds(q["train_s"]), tags[name]])
   r = load(next(iter(tags)))
   return [*table(["variant", "what", "keys set", "FID, raw generator", "FID, average", "precision / recall (raw)",
-                  "coverage (raw)", "class-KL (raw)", "training", "run"], rows), "",
+                  "coverage (raw)", "class-KL (raw)", "FID during training (every 500 steps)", "training", "run"],
+                 rows), "",
           f"Classifier FID, precision, recall, coverage and class-KL of {r['num_samples']} samples against the 10,000 "
-          "test images (make eval), each variant trained for the default 3000 steps at batch 128 (or as its keys "
-          "say). The average does not change training: a variant's raw column is that of the same run without it. "
+          "test images (make eval), each variant trained for 3000 steps at batch 128 (or as its keys say) from the "
+          "DCGAN config before this comparison changed its default (learning rate 2e-4, no average). The average does "
+          "not change training: a variant's raw column is that of the same run without it. FID during training: "
+          "`train.eval_every` 500, 2000 samples (biased a few points above the 10,000-sample FID), on the average "
+          "once it starts. "
           + (f"{r['note']} " if r.get("note") else "") + sources_line(tags, peak=False)]
 
 
@@ -474,11 +495,13 @@ def reproductions() -> list[str]:
     goals = "; ".join(shown(m, g) for m, g in q["goals"].items()) or "— (reported)"
     others = ", ".join(f"{m.replace('_', ' ')} {_score(m, v)}" for m, v in q["scores"].items() if m not in q["goals"])
     paper = ", ".join(f"{m} {v}" for m, v in q.get("paper", {}).items()) or "—"
-    rows.append([f"`{target}`", q["what"], goals, others or "—", paper, n(q["steps"]), seconds(q["wall_s"]),
+    wall = ("≤ " if q.get("shared_cpu") else "") + seconds(q["wall_s"])
+    rows.append([f"`{target}`", q["what"], goals, others or "—", paper, n(q["steps"]), wall,
                  ", ".join(q.get("devices") or []) or "—", f"`{q['command']}`", tags[name]])
   return [*table(["target", "what", "goals: measured", "also measured", "paper", "steps", "make train",
                   "device", "command", "run"], rows), "",
-          "make train's wall time includes compilation; scores are make eval's defaults (10,000 samples against the "
+          "make train: training and compilation (timing.json), ≤ where other jobs shared the CPU (an upper bound); "
+          "scores are make eval's defaults (10,000 samples against the "
           "10,000 test images in the classifier's feature space; label accuracy of 10,000 samples drawn for labels "
           "0-9 in turn). " + sources_line(tags, peak=False)]
 

@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/stabilizers.py                        # every variant below, the default steps
     .venv/bin/python benchmarks/stabilizers.py --variants ema,sn_ema --steps 1000
 
-Each variant is the default DCGAN config (genjax/configs/gan.py) with a few keys set (VARIANTS), trained by the
-real loop into WORKDIR/<variant> and scored by `make eval`'s code on `--num_samples` samples: classifier FID,
+Each variant is the DCGAN config (genjax/configs/gan.py) as it was before this comparison changed its default (BASE:
+learning rate 2e-4, no generator average) with a few keys set (VARIANTS), trained by the real loop into
+WORKDIR/<variant> and scored by `make eval`'s code on `--num_samples` samples: classifier FID,
 precision, recall, coverage and class-KL. A variant that keeps a generator average is scored twice from the same
 run, on the average (eval.json) and on the trained generator itself (--raw_generator, eval-raw.json): the average
 does not change training, so the two differ only by it. A variant whose run and evaluations exist is not trained
@@ -34,6 +35,10 @@ from genjax.errors import UserError  # noqa: E402
 from genjax.eval import provenance  # noqa: E402
 from genjax.eval import run as evaluation  # noqa: E402
 
+# Every variant starts from this DCGAN, the default of genjax/configs/gan.py until 2026-12-06 (the comparison that
+# chose the new default), so that results of different days compare the same thing.
+BASE = {"optim.lr": 2e-4, "step.loss": "non_saturating", "step.ema_decay": 0.0, "step.ema_start": 0,
+        "train.steps": 3000, "train.batch_size": 128, "model.disc_features": (32, 64), "model.spectral_norm": False}
 EMA = {"step.ema_decay": 0.998, "step.ema_start": 500}  # a window of about 500 of the 3000 steps, from step 500
 EMA_SHORT = {"step.ema_decay": 0.99, "step.ema_start": 1000}  # a window of about 100 steps
 VARIANTS = {  # name -> the keys set on the default config, and what it tests
@@ -54,12 +59,17 @@ VARIANTS = {  # name -> the keys set on the default config, and what it tests
     # The learning rate of both players (DCGAN's 2e-4 by default), Adam's b1 0.5 kept.
     "lr5e-4_ema99": ({"optim.lr": 5e-4, **EMA_SHORT}, "learning rate 5e-4, the shorter average"),
     "lr1e-3_ema99": ({"optim.lr": 1e-3, **EMA_SHORT}, "learning rate 1e-3, the shorter average"),
+    "lr2e-3_ema99": ({"optim.lr": 2e-3, **EMA_SHORT}, "learning rate 2e-3, the shorter average"),
+    "lr4e-3_ema99": ({"optim.lr": 4e-3, **EMA_SHORT}, "learning rate 4e-3, the shorter average"),
+    "lr2e-3_hinge_ema99": ({"optim.lr": 2e-3, "step.loss": "hinge", **EMA_SHORT},
+                           "learning rate 2e-3, hinge loss, the shorter average"),
 }
 SCORES = ("fid", "precision", "recall", "coverage", "class_kl", "classes_covered")
 
 
 def variant_config(name: str, steps: int, eval_every: int = 0):
   c = cfg.model_config("gan")
+  cfg.assign(c, BASE)
   cfg.assign(c, VARIANTS[name][0])
   if steps:
     c.train.steps = steps
@@ -128,7 +138,8 @@ def main(argv=None) -> int:
   earlier = before.get("commands", [before["command"]] if "command" in before else [])
   result = {"kind": "gan-stabilizers", "date": datetime.date.today().isoformat(), **where, "devices": 1,
             **provenance.environment(), "commands": [*earlier, command],
-            "num_samples": a.num_samples, "complete": False, "note": a.note or before.get("note", ""),
+            "num_samples": a.num_samples, "complete": False,
+            "note": " ".join(dict.fromkeys(n for n in (before.get("note", ""), a.note) if n)),  # each run's note
             "records": [r for r in before.get("records", []) if r["variant"] not in names]}
   try:
     for name in names:

@@ -284,10 +284,13 @@ def test_dynamic_binarization_draws_anew_each_step_and_the_same_after_a_resume()
 
 # --- the 2-stochastic-layer model (genjax/models/iwae2.py, genjax/configs/burda2.py) ---------------------------
 
+IWAE2_SMALL = {"latents": (6, 3), "hidden": (32, 32), "hidden_top": (16, 16)}  # a test-size 2-layer model
+
+
 def _iwae2(k=5, **model):
   c = cfg.model_config("iwae2")
   c.step.k = k
-  for key, v in model.items():
+  for key, v in {**IWAE2_SMALL, **model}.items():
     c.model[key] = v
   state = MODELS["iwae2"].init_state(jax.random.PRNGKey(0), c, {"image": _x(), "label": jnp.zeros((4,), jnp.int32)})
   return c, state
@@ -322,7 +325,8 @@ def test_iwae2_log_weight_is_the_two_layer_joint_over_the_proposal():
   _, state = _iwae2()
   x = (np.asarray(_x()) > 0.5).astype(np.float32)
   prm = jax.tree.map(np.asarray, state.params)
-  eps = np.asarray(jax.random.normal(jax.random.PRNGKey(5), (1, 4, 150)), np.float64)
+  d1, d2 = IWAE2_SMALL["latents"]
+  eps = np.asarray(jax.random.normal(jax.random.PRNGKey(5), (1, 4, d1 + d2)), np.float64)
   mean1, logvar1 = state.apply_fn(state.variables, jnp.asarray(x), method="encode")
   got = np.asarray(iwae2.log_weights(state.apply_fn, state.variables, jnp.asarray(x), mean1, logvar1,
                                      jnp.asarray(eps, jnp.float32)))[0]
@@ -331,16 +335,16 @@ def test_iwae2_log_weight_is_the_two_layer_joint_over_the_proposal():
     return np.sum(norm.logpdf(h, m, np.exp(0.5 * lv)), axis=-1)
 
   q1 = _np_mlp(prm["q1"], x.reshape(4, -1).astype(np.float64))
-  m1, lv1 = q1[:, :100], q1[:, 100:]
-  h1 = m1 + np.exp(0.5 * lv1) * eps[0, :, :100]
+  m1, lv1 = q1[:, :d1], q1[:, d1:]
+  h1 = m1 + np.exp(0.5 * lv1) * eps[0, :, :d1]
   q2 = _np_mlp(prm["q2"], h1)
-  h2 = q2[:, :50] + np.exp(0.5 * q2[:, 50:]) * eps[0, :, 100:]
+  h2 = q2[:, :d2] + np.exp(0.5 * q2[:, d2:]) * eps[0, :, d1:]
   p1 = _np_mlp(prm["p1"], h2)
   logits = _np_mlp(prm["px"], h1)
   xf = x.reshape(4, -1)
   log_px = np.sum(xf * -np.logaddexp(0, -logits) + (1 - xf) * -np.logaddexp(0, logits), axis=-1)
-  want = (log_px + log_normal(h1, p1[:, :100], p1[:, 100:]) + log_normal(h2, 0.0, 0.0)
-          - log_normal(h1, m1, lv1) - log_normal(h2, q2[:, :50], q2[:, 50:]))
+  want = (log_px + log_normal(h1, p1[:, :d1], p1[:, d1:]) + log_normal(h2, 0.0, 0.0)
+          - log_normal(h1, m1, lv1) - log_normal(h2, q2[:, :d2], q2[:, d2:]))
   np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-3)
 
 
@@ -351,11 +355,13 @@ def test_iwae2_bound_rises_with_k_chunks_exactly_and_stays_above_its_elbo():
   means = []
   for k in (1, 10, 100, 1000):
     lk, elbo = jax.jit(f.likelihood_bounds, static_argnums=4)(state, x, None, jax.random.PRNGKey(1), k)
+    # a bound of k draws never falls below the ELBO of the same draws (Jensen), example by example
     assert np.all(np.asarray(lk) >= np.asarray(elbo) - 1e-4)
     means.append(float(jnp.mean(lk)))
   assert means == sorted(means) and means[-1] - means[0] > 5.0, means  # an untrained q is far from the posterior
-  whole = f.likelihood_bounds(state, x, None, jax.random.PRNGKey(1), 300)
-  chunked = f.likelihood_bounds(state, x, None, jax.random.PRNGKey(1), 300, chunk=64)
+  bounds = jax.jit(f.likelihood_bounds, static_argnums=4, static_argnames="chunk")
+  whole = bounds(state, x, None, jax.random.PRNGKey(1), 300)
+  chunked = bounds(state, x, None, jax.random.PRNGKey(1), 300, chunk=64)
   np.testing.assert_allclose(np.asarray(whole), np.asarray(chunked), rtol=1e-5)
 
 
@@ -373,10 +379,10 @@ def test_iwae2_trains_on_its_bound_and_samples_decodes_and_reconstructs():
     state, m = step(state, batch, jax.random.PRNGKey(0))
     first = float(m["loss"]) if first is None else first
     assert float(m["loss"]) <= float(m["neg_elbo"]) + 1e-3  # -L_k <= -ELBO from the same draws
-  assert float(m["loss"]) < first - 50.0, (first, float(m["loss"]))
+  assert float(m["loss"]) < first - 25.0, (first, float(m["loss"]))
   assert f.sample(state, jax.random.PRNGKey(1), 3).shape == (3, 28, 28, 1)
   codes = f.encode(state, batch["image"])
-  assert codes.shape == (4, 50) and f.decode(state, codes).shape == (4, 28, 28, 1)
+  assert codes.shape == (4, IWAE2_SMALL["latents"][1]) and f.decode(state, codes).shape == (4, 28, 28, 1)
   recon = f.reconstruct(state, batch["image"])
   assert recon.shape == (4, 28, 28, 1) and 0.0 <= float(recon.min()) and float(recon.max()) <= 1.0
   per = f.eval_step(state, batch, jax.random.PRNGKey(2))

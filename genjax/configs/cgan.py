@@ -1,7 +1,8 @@
 """Conditional GAN with MLP players on MNIST: G(z, y) and D(x, y) read the one-hot digit label.
 
 Command:   make train MODEL=cgan
-Expected:  a 10x10 grid in runs/cgan/samples/ whose column k shows the digit k, a little noisy.
+Expected:  a 10x10 grid in runs/cgan/samples/ whose column k shows the digit k; make eval: about 95% of the
+           samples classified as their label (docs/reproductions.md).
 Hardware:  2-core AMD EPYC CPU (no accelerator); wall time in docs/models.md#default-runs.
 """
 
@@ -29,10 +30,11 @@ def get_config():
   c.step.feature_matching = False
   c.step.historical_averaging = 0.0
   c.step.r1 = 0.0  # gamma > 0: gamma / 2 x the R1 penalty ||grad_x D(x)||^2 on real images (Mescheder et al. 2018)
-  c.step.ema_decay = 0.0  # > 0: the generator's exponential moving average draws the samples (0.999 is common)
-  c.step.ema_start = 0  # generator updates before the average starts (until then it is the generator itself)
+  # The generator's moving average draws the samples, over about 1000 updates from update 4000.
+  c.step.ema_decay = 0.999
+  c.step.ema_start = 4000
   c.train.batch_size = 64
-  c.train.steps = 6000
+  c.train.steps = 12000  # 6000 left the label ignored for about one sample in nine
   c.train.sample_every = 1000
   c.train.num_samples = 100  # a 10x10 grid: column k holds class k
   return c

@@ -1,0 +1,86 @@
+"""Runs that were trained and scored by hand (make train, make eval), gathered into one dated result file.
+
+    .venv/bin/python benchmarks/collect.py --tag conditional-sweep runs/cond/* --note "what was compared and why"
+
+Each run directory gives a record: its model, the config keys that differ from the model's default config of today
+(so the record says how to train it again), the steps, its timing.json (training time, compile, images/s, devices)
+and the scores of its eval.json. Nothing is trained or evaluated here: a run without eval.json is refused.
+Results: benchmarks/results/<device>-<date>-<tag>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import pathlib
+import sys
+
+import jax
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from suite import device_slug  # noqa: E402 -- benchmarks/suite.py
+
+from genjax import config as cfg  # noqa: E402
+from genjax.eval import provenance  # noqa: E402
+
+SCORES = ("fid", "precision", "recall", "coverage", "class_kl", "classes_covered", "label_accuracy", "nll",
+          "neg_elbo", "mse")
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(_flat(v, f"{prefix}{k}."))
+    else:
+      out[f"{prefix}{k}"] = tuple(v) if isinstance(v, list) else v
+  return out
+
+
+def record(run_dir: pathlib.Path) -> dict:
+  """One run's record; raises ValueError naming what is missing."""
+  missing = [f for f in ("config.json", "timing.json", "eval.json") if not (run_dir / f).exists()]
+  if missing:
+    raise ValueError(f"{run_dir}: no {', '.join(missing)} (train it with make train and score it with make eval)")
+  config = json.loads((run_dir / "config.json").read_text())["config"]
+  model = config["model"]["name"]
+  default = _flat(json.loads(cfg.model_config(model).to_json()))
+  keys = {k: v for k, v in _flat(config).items() if default.get(k, object()) != v}
+  timing = json.loads((run_dir / "timing.json").read_text())
+  result = json.loads((run_dir / "eval.json").read_text())
+  args = " ".join(f"--config.{k}={str(v).lower() if isinstance(v, bool) else str(v).replace(' ', '')}"
+                  for k, v in keys.items())
+  return {"run": run_dir.name, "model": model, "set": keys, "steps": timing["steps"], "train_s": timing["train_s"],
+          "compile_s": timing.get("compile_s"), "images_per_sec": timing.get("images_per_sec"),
+          "devices": timing.get("devices"), "scores": {k: result[k] for k in SCORES if k in result},
+          "eval_settings": result.get("settings"),
+          "command": f"make train MODEL={model} WORKDIR=runs/{run_dir.name}" + (f' ARGS="{args}"' if args else "")
+                     + f" && make eval WORKDIR=runs/{run_dir.name}"}
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("runs", nargs="+", help="run directories, each with config.json, timing.json and eval.json")
+  p.add_argument("--tag", required=True, help="the result file's name after its date")
+  p.add_argument("--note", default="", help="what was compared, and what else shared the machine")
+  p.add_argument("--out_dir", default=str(HERE / "results"))
+  a = p.parse_args(argv)
+  try:
+    records = [record(pathlib.Path(r)) for r in a.runs]
+  except ValueError as e:
+    print(f"collect: error: {e}", file=sys.stderr)
+    return 2
+  device = jax.devices()[0]
+  where = {"platform": jax.default_backend(), "device_kind": device.device_kind, "cpu": provenance.cpu_name()}
+  out = pathlib.Path(a.out_dir) / f"{device_slug(where)}-{datetime.date.today().isoformat()}-{a.tag}.json"
+  provenance.write_json(out, {"kind": "collected-runs", "date": datetime.date.today().isoformat(), **where,
+                              **provenance.environment(), "note": a.note, "records": records}, indent=1)
+  print(f"collect: {len(records)} runs -> {out}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
