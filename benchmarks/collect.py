@@ -67,6 +67,7 @@ def main(argv=None) -> int:
   p.add_argument("--tag", required=True, help="the result file's name after its date")
   p.add_argument("--note", default="", help="what was compared, and what else shared the machine")
   p.add_argument("--out_dir", default=str(HERE / "results"))
+  p.add_argument("--shared_cpu", action="store_true", help="other jobs shared the machine while the runs trained")
   a = p.parse_args(argv)
   try:
     records = [record(pathlib.Path(r)) for r in a.runs]
@@ -77,7 +78,8 @@ def main(argv=None) -> int:
   where = {"platform": jax.default_backend(), "device_kind": device.device_kind, "cpu": provenance.cpu_name()}
   out = pathlib.Path(a.out_dir) / f"{device_slug(where)}-{datetime.date.today().isoformat()}-{a.tag}.json"
   provenance.write_json(out, {"kind": "collected-runs", "date": datetime.date.today().isoformat(), **where,
-                              **provenance.environment(), "note": a.note, "records": records}, indent=1)
+                              **provenance.environment(), "note": a.note, "shared_cpu": a.shared_cpu,
+                              "records": records}, indent=1)
   print(f"collect: {len(records)} runs -> {out}")
   return 0
 

@@ -55,6 +55,9 @@ SOURCES = {  # table -> result files (without .json), oldest first
     "stabilizers": [CPU + "2026-12-06-gan-stabilizers"],  # benchmarks/stabilizers.py
     "burda_cost": [CPU + "2026-12-06-burda-cost"],  # benchmarks/burda_cost.py
     "reproductions": [],  # benchmarks/reproduce.py
+    # benchmarks/collect.py: hand-made runs gathered into one file each
+    "conditional_sweep": [CPU + "2026-12-06-conditional-sweep"],
+    "mode_collapse_remedies": [CPU + "2026-12-06-mode-collapse-remedies"],
 }
 CONV = ("ae", "vae", "gan")  # the convolutional models; the rest are dense
 TARGET = {"conv": 1.3, "dense": 1.5}  # the suite's targets: best genjax / PyTorch eager at batch 128
@@ -506,6 +509,21 @@ def reproductions() -> list[str]:
           "0-9 in turn). " + sources_line(tags, peak=False)]
 
 
+def collected(key: str) -> list[str]:
+  """The runs of a benchmarks/collect.py file: the keys each set on today's default, steps, training time, scores."""
+  name = SOURCES[key][-1]
+  r = load(name)
+  shown = [m for m in ("label_accuracy", "fid", "precision", "recall", "classes_covered", "class_kl", "nll")
+           if any(m in q["scores"] for q in r["records"])]
+  rows = []
+  for q in r["records"]:
+    keys = ", ".join(f"`{k}={str(v).lower() if isinstance(v, bool) else v}`" for k, v in q["set"].items()) or "—"
+    rows.append([f"`{q['model']}`", keys, n(q["steps"]), ("≤ " if r.get("shared_cpu") else "") + seconds(q["train_s"]),
+                 *(_score(m, q["scores"].get(m)) for m in shown)])
+  return [*table(["model", "keys set on today's default", "steps", "training", *(m.replace("_", " ") for m in shown)],
+                 rows), "", f"{r['note']} Run: {describe(name, peak=False)}."]
+
+
 HEADLINE = ("gan", "cvae", "cgan", "gan_mlp", "mode_collapse_remedy")  # the README's rows, when measured
 
 
@@ -550,7 +568,8 @@ TABLES = {"throughput": throughput, "full_run": full_run, "conv_batches": conv_b
           "make_train": make_train, "quality": quality, "strategies": strategies, "populations": populations,
           "default_runs": default_runs, "experiments": experiments, "accelerator": accelerator,
           "stabilizers": stabilizers, "burda_cost": burda_cost, "reproductions": reproductions,
-          "headline": headline,
+          "headline": headline, **{k: functools.partial(collected, k) for k in ("conditional_sweep",
+                                                                                  "mode_collapse_remedies")},
           **{k: functools.partial(kernel_table, k) for k in ("kernel_s2", "kernel_taps", "kernel_patches",
                                                               "kernel_transpose", "design_choices")}}
 

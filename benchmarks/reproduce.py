@@ -51,12 +51,15 @@ class Target:
   budget_s: float = 0.0  # > 0: a goal on make train's wall time (compile included)
   paper: dict = dataclasses.field(default_factory=dict)  # metric -> the paper's figure
   shows: tuple = ()  # metrics reported beside the goals
+  eval_settings: dict = dataclasses.field(default_factory=dict)  # make eval's arguments where not its defaults
 
   def command(self, name: str) -> str:
     args = [f"--config={self.config}"] if self.config else []
     args += [f"--config.{k}={_text(v)}" for k, v in self.set.items()]
     quoted = f' ARGS="{" ".join(args)}"' if args else ""
-    return f"make train MODEL={self.model} WORKDIR=runs/{name}{quoted} && make eval WORKDIR=runs/{name}"
+    settings = " ".join(f"--{k} {v}" for k, v in self.eval_settings.items())
+    return (f"make train MODEL={self.model} WORKDIR=runs/{name}{quoted} && make eval WORKDIR=runs/{name}"
+            + (f' ARGS="{settings}"' if settings else ""))
 
 
 def _text(v) -> str:
@@ -70,7 +73,7 @@ TARGETS = {
                   budget_s=360, shows=GAN_SCORES),
     "gan_fashion": Target("DCGAN on Fashion-MNIST", "gan", {}, set={"data.name": "fashion_mnist"}, shows=GAN_SCORES),
     "cvae": Target("conditional VAE: samples of the asked-for digit", "cvae", {"label_accuracy": (">=", 0.95)},
-                   shows=("label_accuracy", "fid", "nll")),
+                   shows=("label_accuracy", "fid", "nll"), eval_settings={"nll_examples": 1000}),
     "cgan": Target("conditional GAN: samples of the asked-for digit", "cgan", {"label_accuracy": (">=", 0.97)},
                    shows=("label_accuracy", "fid", "precision", "recall")),
     "gan_mlp": Target("MLP GAN (Goodfellow et al.)", "gan_mlp", {"fid": ("<=", 106.1)}, shows=GAN_SCORES),
@@ -106,15 +109,20 @@ def measure(name: str, workdir: pathlib.Path, shared_cpu: bool = False, log=prin
   c = target_config(t)
   run_dir = workdir / name
   timing = evaluation.training_time(run_dir)
+  conditions = run_dir / "reproduce.json"  # how the machine was while the run trained, for a later re-reading
   if not (timing and timing.get("steps") == c.train.steps):
     t0 = time.perf_counter()
     train.train(c, run_dir, quiet=True)
     log(f"{name}: trained {c.train.steps} steps in {time.perf_counter() - t0:.0f} s")
     timing = evaluation.training_time(run_dir)
+    conditions.write_text(json.dumps({"shared_cpu": shared_cpu}))
+  if conditions.exists():
+    shared_cpu = json.loads(conditions.read_text())["shared_cpu"]
   path = run_dir / "eval.json"
   result = json.loads(path.read_text()) if path.exists() else {}
-  if result.get("step") != c.train.steps:
-    result = evaluation.evaluate_run(run_dir)
+  if result.get("step") != c.train.steps or any(result.get("settings", {}).get(k) != v
+                                                for k, v in t.eval_settings.items()):
+    result = evaluation.evaluate_run(run_dir, **t.eval_settings)
   metrics = tuple(dict.fromkeys([*t.goals, *t.shows]))
   scores = {m: result[m] for m in metrics if m in result}
   wall_s = timing["train_s"] + timing.get("compile_s", 0.0)
@@ -123,8 +131,7 @@ def measure(name: str, workdir: pathlib.Path, shared_cpu: bool = False, log=prin
             "wall_s": round(wall_s, 1), "train_s": timing["train_s"], "devices": timing.get("devices"),
             "shared_cpu": shared_cpu,
             "scores": scores, "goals": judged(t, scores, wall_s), "paper": t.paper, "command": t.command(name),
-            "eval_protocol": {k: result.get("protocol", {}).get(k) for k in ("num_samples", "reference", "nll")
-                              if k in result.get("protocol", {})}}
+            "eval_settings": result.get("settings")}
   record["met"] = all(g["met"] for g in record["goals"].values()) if record["goals"] else None
   log(f"{name}: " + ", ".join(f"{k} {v:.4g}" for k, v in scores.items()) + f"; make train {wall_s:.0f} s; "
       + ("all goals met" if record["met"] else "no goals" if record["met"] is None else "goals not met: "
@@ -139,7 +146,7 @@ def main(argv=None) -> int:
   p.add_argument("--out_dir", default=str(HERE / "results"))
   p.add_argument("--note", default="", help="a sentence for the results, e.g. what else shared the machine")
   p.add_argument("--shared_cpu", action="store_true",
-                 help="other jobs shared the machine: the wall times measured now are upper bounds")
+                 help="other jobs share the machine: the wall times of the runs trained now are upper bounds")
   a = p.parse_args(argv)
   names = [n for n in a.targets.split(",") if n]
   unknown = [n for n in names if n not in TARGETS]
