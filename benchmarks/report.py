@@ -54,7 +54,7 @@ SOURCES = {  # table -> result files (without .json), oldest first
     "accelerator": [],
     "stabilizers": [CPU + "2026-12-06-gan-stabilizers"],  # benchmarks/stabilizers.py
     "burda_cost": [CPU + "2026-12-06-burda-cost"],  # benchmarks/burda_cost.py
-    "reproductions": [],  # benchmarks/reproduce.py
+    "reproductions": [CPU + "2026-12-06-reproductions"],  # benchmarks/reproduce.py
     # benchmarks/collect.py: hand-made runs gathered into one file each
     "conditional_sweep": [CPU + "2026-12-06-conditional-sweep"],
     "mode_collapse_remedies": [CPU + "2026-12-06-mode-collapse-remedies"],
@@ -349,7 +349,7 @@ def _reproduced_defaults() -> dict:
   for name in SOURCES["reproductions"]:
     for q in load(name)["records"]:
       if not q["set"] and q["config"] == q["model"]:
-        shows = ", ".join(f"{m.replace('_', ' ')} {_score(m, v)}" for m, v in q["scores"].items())
+        shows = ", ".join(f"{_metric(m)} {_score(m, v)}" for m, v in q["scores"].items())
         out[(q["model"], q["model"])] = (name, {"model": q["model"], "steps": q["steps"], "wall_s": q["wall_s"],
                                                 "shared_cpu": q.get("shared_cpu", False),
                                                 "result": f"make eval: {shows}"})
@@ -472,6 +472,17 @@ def burda_cost() -> list[str]:
           "", f"{r['measures']}. {r.get('note') or ''} Run: {describe(name, peak=False)}."]
 
 
+METRIC_NAMES = {"fid": "FID", "class_kl": "class-KL", "nll": "NLL", "neg_elbo": "−ELBO", "wall_s": "make train"}
+
+
+def _metric(m: str) -> str:
+  return METRIC_NAMES.get(m, m.replace("_", " "))
+
+
+def _goal(g: dict, metric: str) -> str:
+  return g["goal"].replace("<=", "≤").replace(">=", "≥") + (" s" if metric == "wall_s" else "")
+
+
 def _score(metric: str, v) -> str:
   if v is None:
     return "—"
@@ -494,9 +505,9 @@ def reproductions() -> list[str]:
   for target, (name, q) in got.items():
     def shown(m, g):
       value = seconds(g["value"]) if m == "wall_s" else _score(m, g["value"])
-      return f"{m.replace('_', ' ')} {g['goal']}: **{value}** {'✓' if g['met'] else '✗'}"
+      return f"{_metric(m)} {_goal(g, m)}: **{value}** {'✓' if g['met'] else '✗'}"
     goals = "; ".join(shown(m, g) for m, g in q["goals"].items()) or "— (reported)"
-    others = ", ".join(f"{m.replace('_', ' ')} {_score(m, v)}" for m, v in q["scores"].items() if m not in q["goals"])
+    others = ", ".join(f"{_metric(m)} {_score(m, v)}" for m, v in q["scores"].items() if m not in q["goals"])
     paper = ", ".join(f"{m} {v}" for m, v in q.get("paper", {}).items()) or "—"
     wall = ("≤ " if q.get("shared_cpu") else "") + seconds(q["wall_s"])
     rows.append([f"`{target}`", q["what"], goals, others or "—", paper, n(q["steps"]), wall,
@@ -520,7 +531,7 @@ def collected(key: str) -> list[str]:
     keys = ", ".join(f"`{k}={str(v).lower() if isinstance(v, bool) else v}`" for k, v in q["set"].items()) or "—"
     rows.append([f"`{q['model']}`", keys, n(q["steps"]), ("≤ " if r.get("shared_cpu") else "") + seconds(q["train_s"]),
                  *(_score(m, q["scores"].get(m)) for m in shown)])
-  return [*table(["model", "keys set on today's default", "steps", "training", *(m.replace("_", " ") for m in shown)],
+  return [*table(["model", "keys set on today's default", "steps", "training", *(_metric(m) for m in shown)],
                  rows), "", f"{r['note']} Run: {describe(name, peak=False)}."]
 
 
@@ -531,7 +542,7 @@ def headline() -> list[str]:
   """The README's short version of `reproductions`: the headline targets, each goal and whether it is met."""
   got = newest(SOURCES["reproductions"], lambda r: [(q["target"], q) for q in r["records"]])
   rows = [[f"`{t}`", got[t][1]["what"], "; ".join(
-      f"{m.replace('_', ' ')} {g['goal']}: {seconds(g['value']) if m == 'wall_s' else _score(m, g['value'])} "
+      f"{_metric(m)} {_goal(g, m)}: {seconds(g['value']) if m == 'wall_s' else _score(m, g['value'])} "
       f"{'✓' if g['met'] else '✗'}" for m, g in got[t][1]["goals"].items())] for t in HEADLINE if t in got]
   if not rows:
     return ["Not measured yet: `make reproduce`, then `make docs` (benchmarks/results/*-reproductions.json)."]

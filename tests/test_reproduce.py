@@ -62,5 +62,5 @@ def test_the_reproductions_table_shows_each_goal_met_or_not(tmp_path, monkeypatc
   monkeypatch.setattr(report, "_cache", {})
   monkeypatch.setitem(report.SOURCES, "reproductions", [stem])
   rows = {line.split(" | ")[0][2:]: line for line in report.reproductions() if line.startswith("| `")}
-  assert re.search(r"label accuracy >= 0.95: \*\*95.1%\*\* ✓ \| fid 60.50 \|", rows["`cvae`"])
-  assert "label accuracy >= 0.97: **90.0%** ✗" in rows["`cgan`"] and "| 16,000 | 118 s |" in rows["`cvae`"]
+  assert re.search(r"label accuracy ≥ 0.95: \*\*95.1%\*\* ✓ \| FID 60.50 \|", rows["`cvae`"])
+  assert "label accuracy ≥ 0.97: **90.0%** ✗" in rows["`cgan`"] and "| 16,000 | 118 s |" in rows["`cvae`"]

@@ -1,8 +1,8 @@
 """DCGAN on MNIST with the non-saturating loss.
 
 Command:   make train MODEL=gan
-Expected:  digits of every class in runs/gan/samples/, about half of them clearly recognizable (docs/gan_samples.png);
-           classifier FID about 88 (make eval).
+Expected:  digits of every class in runs/gan/samples/, over half of them clearly recognizable (docs/gan_samples.png);
+           make eval's scores in docs/reproductions.md (`make reproduce TARGETS=gan`).
 Hardware:  2-core AMD EPYC CPU (no accelerator); wall time in docs/models.md#default-runs.
 """
 
