@@ -78,13 +78,15 @@ def main(argv=None) -> int:
   key = lambda r: (r.get("layers", 1), r["k"], r["batch"])  # noqa: E731
   records = [r for r in before.get("records", []) if key(r) not in runs]
   notes = [n for n in (before.get("note", ""), a.note) if n]
+  env = provenance.environment()
   for layers, k, batch in runs:
-    records.append(measure(layers, k, batch, a.steps))
+    records.append({**measure(layers, k, batch, a.steps), "malloc": env.get("malloc")})
     print(f"burda {layers} layer(s) k={k:2d} batch {batch:3d}: {records[-1]['images_per_sec']:9.0f} images/s; the "
           f"paper's {EPOCHS} epochs: {records[-1]['paper_schedule_hours']:.1f} h")
   records.sort(key=key)
+  kept = {k: before[k] for k in env if k in before}  # the file's first run's; each record names its own malloc
   provenance.write_json(out, {"kind": "burda-cost", "date": datetime.date.today().isoformat(), **where,
-                              **provenance.environment(), "note": " ".join(notes),
+                              **env, **kept, "note": " ".join(notes),
                               "measures": "training images/s of the real loop (timing.json, compile excluded) over "
                               "steps_timed steps; paper_schedule_hours = "
                               f"{EPOCHS} epochs of {TRAIN_IMAGES} images at that rate", "records": records}, indent=1)
