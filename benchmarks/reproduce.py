@@ -108,6 +108,10 @@ def measure(name: str, workdir: pathlib.Path, shared_cpu: bool = False, log=prin
   t = TARGETS[name]
   c = target_config(t)
   run_dir = workdir / name
+  saved = run_dir / "config.json"
+  if saved.exists() and json.loads(saved.read_text())["config"] != json.loads(c.to_json()):
+    raise UserError(f"{run_dir} holds a run of another config than target {name}'s today (a default changed?): "
+                    "move it away to measure the target again")
   timing = evaluation.training_time(run_dir)
   conditions = run_dir / "reproduce.json"  # how the machine was while the run trained, for a later re-reading
   if not (timing and timing.get("steps") == c.train.steps):

@@ -64,3 +64,13 @@ def test_the_reproductions_table_shows_each_goal_met_or_not(tmp_path, monkeypatc
   rows = {line.split(" | ")[0][2:]: line for line in report.reproductions() if line.startswith("| `")}
   assert re.search(r"label accuracy ≥ 0.95: \*\*95.1%\*\* ✓ \| FID 60.50 \|", rows["`cvae`"])
   assert "label accuracy ≥ 0.97: **90.0%** ✗" in rows["`cgan`"] and "| 16,000 | 118 s |" in rows["`cvae`"]
+
+
+def test_a_run_of_another_config_is_refused_not_read(tmp_path, capsys):
+  """A run directory left from before a default changed would be read as the target's result: refused instead."""
+  c = reproduce.target_config(reproduce.TARGETS["cvae"])
+  c.train.steps = 5
+  (tmp_path / "cvae").mkdir()
+  (tmp_path / "cvae" / "config.json").write_text(json.dumps({"config": json.loads(c.to_json())}))
+  assert reproduce.main(["--targets", "cvae", "--workdir", str(tmp_path), "--out_dir", str(tmp_path)]) == 2
+  assert "holds a run of another config than target cvae's today" in capsys.readouterr().err
