@@ -51,7 +51,7 @@ VARIANTS = {  # name -> the keys set on the default config, and what it tests
     "batch64_ema": ({"train.batch_size": 64, **EMA}, "batch 64 (as many steps), with the average"),
     "hinge_ema99": ({"step.loss": "hinge", **EMA_SHORT}, "hinge loss, with a shorter average"),
     "hinge_r1_ema99": ({"step.loss": "hinge", "step.r1": 1.0, **EMA_SHORT}, "hinge loss and R1 (gamma 1)"),
-    # D's capacity: the default D (32, 64 channels) costs about a fifteenth of G's multiply-adds per image.
+    # D's width: the default D has 32 and 64 channels.
     "d2x": ({"model.disc_features": (64, 128)}, "D with twice the channels (64, 128)"),
     "d4x": ({"model.disc_features": (128, 256)}, "D with four times the channels (128, 256)"),
     "d2x_hinge_ema99": ({"model.disc_features": (64, 128), "step.loss": "hinge", **EMA_SHORT},
