@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 from test_eval_run import feature_net  # noqa: F401 -- a fixture
 
 from genjax import classifier, data, main, metrics
@@ -23,6 +24,7 @@ def test_mnist_halves_are_far_closer_than_fashion_to_mnist(feature_net):  # noqa
   assert kid_same < kid_other / 20, (kid_same, kid_other)
 
 
+@pytest.mark.slow  # about 30 s on 2 cores: an Inception network on CPU
 def test_inception_fid_with_supplied_weights(feature_net, tmp_path, monkeypatch, capsys):  # noqa: F811
   """The option end to end, on random weights with the real file's names and shapes (the architecture itself is
   checked against pytorch-fid in test_inception.py)."""

@@ -67,7 +67,7 @@ def test_pictures_have_image_shape_and_range(name):
 
 # These share their step code with models kept in `make test` (gan and gan_mlp: gans.train_step; ae_dense, vae_dense:
 # the AE and VAE steps) and each takes 25-35 s to compile twice on 2 cores, so they run with `make test-slow`.
-VMAP_SLOW = ("ae", "vae", "cgan", "wgan", "wgan_gp")
+VMAP_SLOW = ("ae", "vae", "gan", "cgan", "wgan", "wgan_gp")  # gan_mlp's case runs the same adversarial step
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in VMAP_SLOW else n
