@@ -353,15 +353,15 @@ def test_iwae2_bound_rises_with_k_chunks_exactly_and_stays_above_its_elbo():
   f = MODELS["iwae2"]
   x = (_x() > 0.5).astype(jnp.float32)
   means = []
-  for k in (1, 10, 100, 1000):
-    lk, elbo = jax.jit(f.likelihood_bounds, static_argnums=4)(state, x, None, jax.random.PRNGKey(1), k)
+  bounds = jax.jit(f.likelihood_bounds, static_argnums=4, static_argnames="chunk")
+  for k in (1, 30, 300):
+    lk, elbo = bounds(state, x, None, jax.random.PRNGKey(1), k)
     # a bound of k draws never falls below the ELBO of the same draws (Jensen), example by example
     assert np.all(np.asarray(lk) >= np.asarray(elbo) - 1e-4)
     means.append(float(jnp.mean(lk)))
   assert means == sorted(means) and means[-1] - means[0] > 5.0, means  # an untrained q is far from the posterior
-  bounds = jax.jit(f.likelihood_bounds, static_argnums=4, static_argnames="chunk")
-  whole = bounds(state, x, None, jax.random.PRNGKey(1), 300)
-  chunked = bounds(state, x, None, jax.random.PRNGKey(1), 300, chunk=64)
+  whole = lk  # k = 300
+  chunked, _ = bounds(state, x, None, jax.random.PRNGKey(1), 300, chunk=64)
   np.testing.assert_allclose(np.asarray(whole), np.asarray(chunked), rtol=1e-5)
 
 
