@@ -19,12 +19,10 @@ import pathlib
 import sys
 import tempfile
 
-import jax
-
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from suite import device_slug  # noqa: E402 -- benchmarks/suite.py
+from suite import dated_result, joined_notes, this_device  # noqa: E402 -- benchmarks/suite.py
 
 from genjax import config as cfg  # noqa: E402
 from genjax import train  # noqa: E402
@@ -71,13 +69,11 @@ def main(argv=None) -> int:
     print(f"burda_cost: error: --runs takes layers:k:batch rows with layers 1 or 2 and k, batch >= 1, got "
           f"{a.runs!r}", file=sys.stderr)
     return 2
-  device = jax.devices()[0]
-  where = {"platform": jax.default_backend(), "device_kind": device.device_kind, "cpu": provenance.cpu_name()}
-  out = pathlib.Path(a.out_dir) / f"{device_slug(where)}-{datetime.date.today().isoformat()}-burda-cost.json"
+  where = this_device()
+  out = dated_result(a.out_dir, where, "burda-cost")
   before = json.loads(out.read_text()) if out.exists() else {}
   key = lambda r: (r.get("layers", 1), r["k"], r["batch"])  # noqa: E731
   records = [r for r in before.get("records", []) if key(r) not in runs]
-  notes = [n for n in (before.get("note", ""), a.note) if n]
   env = provenance.environment()
   for layers, k, batch in runs:
     records.append({**measure(layers, k, batch, a.steps), "malloc": env.get("malloc")})
@@ -86,7 +82,7 @@ def main(argv=None) -> int:
   records.sort(key=key)
   kept = {k: before[k] for k in env if k in before}  # the file's first run's; each record names its own malloc
   provenance.write_json(out, {"kind": "burda-cost", "date": datetime.date.today().isoformat(), **where,
-                              **env, **kept, "note": " ".join(notes),
+                              **env, **kept, "note": joined_notes(before.get("note", ""), a.note),
                               "measures": "training images/s of the real loop (timing.json, compile excluded) over "
                               "steps_timed steps; paper_schedule_hours = "
                               f"{EPOCHS} epochs of {TRAIN_IMAGES} images at that rate", "records": records}, indent=1)

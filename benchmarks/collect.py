@@ -16,12 +16,10 @@ import json
 import pathlib
 import sys
 
-import jax
-
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from suite import device_slug  # noqa: E402 -- benchmarks/suite.py
+from suite import dated_result, this_device  # noqa: E402 -- benchmarks/suite.py
 
 from genjax import config as cfg  # noqa: E402
 from genjax.eval import provenance  # noqa: E402
@@ -74,9 +72,8 @@ def main(argv=None) -> int:
   except ValueError as e:
     print(f"collect: error: {e}", file=sys.stderr)
     return 2
-  device = jax.devices()[0]
-  where = {"platform": jax.default_backend(), "device_kind": device.device_kind, "cpu": provenance.cpu_name()}
-  out = pathlib.Path(a.out_dir) / f"{device_slug(where)}-{datetime.date.today().isoformat()}-{a.tag}.json"
+  where = this_device()
+  out = dated_result(a.out_dir, where, a.tag)
   provenance.write_json(out, {"kind": "collected-runs", "date": datetime.date.today().isoformat(), **where,
                               **provenance.environment(), "note": a.note, "shared_cpu": a.shared_cpu,
                               "records": records}, indent=1)

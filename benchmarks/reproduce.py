@@ -25,12 +25,10 @@ import pathlib
 import sys
 import time
 
-import jax
-
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from suite import device_slug  # noqa: E402 -- benchmarks/suite.py
+from suite import dated_result, joined_notes, this_device  # noqa: E402 -- benchmarks/suite.py
 
 from genjax import config as cfg  # noqa: E402
 from genjax import train  # noqa: E402
@@ -158,15 +156,13 @@ def main(argv=None) -> int:
     print(f"reproduce: error: unknown target {unknown[0] if unknown else a.targets!r}; known: {', '.join(TARGETS)}",
           file=sys.stderr)
     return 2
-  device = jax.devices()[0]
-  where = {"platform": jax.default_backend(), "device_kind": device.device_kind, "cpu": provenance.cpu_name()}
-  out = pathlib.Path(a.out_dir) / f"{device_slug(where)}-{datetime.date.today().isoformat()}-reproductions.json"
+  where = this_device()
+  out = dated_result(a.out_dir, where, "reproductions")
   before = json.loads(out.read_text()) if out.exists() else {}
-  notes = [n for n in (before.get("note", ""), a.note) if n]
   result = {"kind": "reproductions", "date": datetime.date.today().isoformat(), **where,
             **provenance.environment(), "commands": [*before.get("commands", []),
                                                      "benchmarks/reproduce.py " + " ".join(argv or sys.argv[1:])],
-            "note": " ".join(dict.fromkeys(notes)),
+            "note": joined_notes(before.get("note", ""), a.note),
             "records": [r for r in before.get("records", []) if r["target"] not in names]}
   try:
     for name in names:

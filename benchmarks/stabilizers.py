@@ -22,12 +22,10 @@ import pathlib
 import sys
 import time
 
-import jax
-
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from suite import device_slug  # noqa: E402 -- benchmarks/suite.py
+from suite import dated_result, joined_notes, this_device  # noqa: E402 -- benchmarks/suite.py
 
 from genjax import config as cfg  # noqa: E402
 from genjax import train  # noqa: E402
@@ -128,9 +126,8 @@ def main(argv=None) -> int:
   if unknown:
     print(f"stabilizers: error: unknown variant {unknown[0]!r}; known: {', '.join(VARIANTS)}", file=sys.stderr)
     return 2
-  device = jax.devices()[0]
-  where = {"platform": jax.default_backend(), "device_kind": device.device_kind, "cpu": provenance.cpu_name()}
-  out = pathlib.Path(a.out_dir) / f"{device_slug(where)}-{datetime.date.today().isoformat()}-{a.tag}.json"
+  where = this_device()
+  out = dated_result(a.out_dir, where, a.tag)
   command = "benchmarks/stabilizers.py " + " ".join(argv or sys.argv[1:])
   before = json.loads(out.read_text()) if out.exists() else {}
   if before.get("num_samples") != a.num_samples:
@@ -139,7 +136,7 @@ def main(argv=None) -> int:
   result = {"kind": "gan-stabilizers", "date": datetime.date.today().isoformat(), **where, "devices": 1,
             **provenance.environment(), "commands": [*earlier, command],
             "num_samples": a.num_samples, "complete": False,
-            "note": " ".join(dict.fromkeys(n for n in (before.get("note", ""), a.note) if n)),  # each run's note
+            "note": joined_notes(before.get("note", ""), a.note),
             "records": [r for r in before.get("records", []) if r["variant"] not in names]}
   try:
     for name in names:

@@ -376,6 +376,21 @@ def device_slug(result: dict) -> str:
   return slug(result["device_kind"] if result["platform"] != "cpu" else f"cpu {result['cpu']}")
 
 
+def this_device() -> dict:
+  """platform, device_kind and cpu of the machine measuring now: what names a result file (`device_slug`)."""
+  return {"platform": jax.default_backend(), "device_kind": jax.devices()[0].device_kind, "cpu": cpu_name()}
+
+
+def dated_result(out_dir, device: dict, tag: str) -> pathlib.Path:
+  """out_dir/<device>-<today>-<tag>.json: where a benchmark script writes what it measured today."""
+  return pathlib.Path(out_dir) / f"{device_slug(device)}-{datetime.date.today().isoformat()}-{tag}.json"
+
+
+def joined_notes(*notes: str) -> str:
+  """The distinct non-empty notes in order: a results file's note after a later run of the same day added one."""
+  return " ".join(dict.fromkeys(n for n in notes if n))
+
+
 def where(result: dict) -> str:
   """The device a results file was measured on, for its title."""
   return f"CPU: {result['cpu']}" if result["platform"] == "cpu" else f"{result['device_kind']} ({result['platform']})"
@@ -512,8 +527,7 @@ def main(argv=None) -> int:
   t0 = time.perf_counter()
   out = pathlib.Path(a.out_dir)
   out.mkdir(parents=True, exist_ok=True)
-  device = jax.devices()[0]
-  where_ = {"platform": jax.default_backend(), "device_kind": device.device_kind, "cpu": cpu_name()}
+  where_ = this_device()
   stem = (f"{device_slug(where_)}-{datetime.date.today().isoformat()}{'-quick' if a.quick else ''}"
           f"{'-' + slug(a.tag) if a.tag else ''}")
 
