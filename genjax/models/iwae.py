@@ -3,14 +3,12 @@ the k-sample bound L_k(x) = E[log (1/k) sum_i w_i] of `genjax.models.likelihood`
 
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 
 from genjax.errors import UserError
 from genjax.models import nets, vae_dense
-from genjax.models.likelihood import iwae_bound, log_weights, noise
+from genjax.models.likelihood import bounds, iwae_bound
 from genjax.state import pmean, step_key
 
 EVAL_K = 50  # samples of the importance-weighted bound that eval_step reports
@@ -22,23 +20,27 @@ def validate(config) -> None:
     raise UserError(f"step.k must be >= 1 (importance samples per example), got {config.step.k}")
 
 
-def train_step(state, batch, rng, *, k: int = 5, binarize: bool = False, axis_name=None):
-  """One Adam step on -mean L_k (nats per image) with the reparameterized gradient of Burda et al.; `neg_elbo` is
-  the k-sample average of -log w_i, an unbiased estimate of the negative ELBO from the same draws. `binarize`: on
-  the batch's dynamic binarization, pixels drawn anew as Bernoulli(grey level) at every step, as the paper's."""
+def bound_step(state, batch, rng, bounds_fn, k: int, binarize: bool, axis_name):
+  """One Adam step on -mean L_k (nats per image) with the reparameterized gradient of Burda et al., for any model
+  whose `bounds_fn(state, x, rng, k, params=...)` gives (L_k, ELBO) per example from the same k draws
+  (`likelihood.bounds`, `iwae2.bounds`); `neg_elbo` is the k-sample average of -log w_i, an unbiased estimate of the
+  negative ELBO. `binarize`: on the batch's dynamic binarization, pixels drawn anew as Bernoulli(grey level) at
+  every step, as the paper's."""
   rng = step_key(rng, state.step, axis_name)
   x = vae_dense.dynamic_binarization(rng, batch["image"]) if binarize else batch["image"]
 
   def loss_fn(params):
-    variables = {"params": params}
-    mean, logvar = state.apply_fn(variables, x, method="encode")
-    lw = log_weights(state, variables, x, mean, logvar, noise(rng, jnp.arange(k), mean.shape))
-    bound = jax.scipy.special.logsumexp(lw, axis=0) - math.log(k)
-    return -jnp.mean(bound), {"loss": -bound, "neg_elbo": -jnp.mean(lw, axis=0)}
+    bound, elbo = bounds_fn(state, x, rng, k, params=params)
+    return -jnp.mean(bound), {"loss": -bound, "neg_elbo": -elbo}
 
   (_, per), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   state = state.apply_gradients(pmean(grads, axis_name))
   return state, pmean(nets.mean_over_batch(per), axis_name)
+
+
+def train_step(state, batch, rng, *, k: int = 5, binarize: bool = False, axis_name=None):
+  """One Adam step on -mean L_k of `vae_dense`'s network (`bound_step` with `likelihood.bounds`)."""
+  return bound_step(state, batch, rng, bounds, k, binarize, axis_name)
 
 
 def eval_step(state, batch, rng):

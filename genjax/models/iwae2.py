@@ -23,11 +23,11 @@ import jax.numpy as jnp
 
 from genjax import losses
 from genjax.errors import UserError
-from genjax.models import likelihood, nets
+from genjax.models import iwae, likelihood
 from genjax.models.family import Family
-from genjax.models.vae_dense import ACTIVATIONS, MLP, dynamic_binarization
+from genjax.models.vae_dense import ACTIVATIONS, MLP
 from genjax.optim import make_tx
-from genjax.state import TrainState, pmean, step_key
+from genjax.state import TrainState
 
 EVAL_K = 50  # samples of the importance-weighted bound that eval_step reports
 
@@ -135,19 +135,8 @@ def bounds(state, x, rng, k: int, *, chunk: int = 0, params=None):
 
 
 def train_step(state, batch, rng, *, k: int = 5, binarize: bool = False, axis_name=None):
-  """One Adam step on -mean L_k (nats per image), reparameterized through both layers; `neg_elbo` is the k-sample
-  average of -log w_i (an unbiased estimate of the negative ELBO from the same draws). `binarize`: on the batch's
-  dynamic binarization (`vae_dense.dynamic_binarization`)."""
-  rng = step_key(rng, state.step, axis_name)
-  x = dynamic_binarization(rng, batch["image"]) if binarize else batch["image"]
-
-  def loss_fn(params):
-    bound, elbo = bounds(state, x, rng, k, params=params)
-    return -jnp.mean(bound), {"loss": -bound, "neg_elbo": -elbo}
-
-  (_, per), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-  state = state.apply_gradients(pmean(grads, axis_name))
-  return state, pmean(nets.mean_over_batch(per), axis_name)
+  """One Adam step on -mean L_k, reparameterized through both layers (`iwae.bound_step` with `bounds`)."""
+  return iwae.bound_step(state, batch, rng, bounds, k, binarize, axis_name)
 
 
 def eval_step(state, batch, rng):
