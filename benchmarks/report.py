@@ -344,15 +344,14 @@ def populations() -> list[str]:
 
 def _reproduced_defaults() -> dict:
   """(model, config) -> (file, default-run row) for the reproduction targets that are a model's default config as it
-  is (`make train MODEL=<model>`), newest file last."""
+  is (`make train MODEL=<model>`), from the newest file holding each."""
   out = {}
-  for name in SOURCES["reproductions"]:
-    for q in load(name)["records"]:
-      if not q["set"] and q["config"] == q["model"]:
-        shows = ", ".join(f"{_metric(m)} {_score(m, v)}" for m, v in q["scores"].items())
-        out[(q["model"], q["model"])] = (name, {"model": q["model"], "steps": q["steps"], "wall_s": q["wall_s"],
-                                                "shared_cpu": q.get("shared_cpu", False),
-                                                "result": f"make eval: {shows}"})
+  for name, q in _reproduced().values():
+    if not q["set"] and q["config"] == q["model"]:
+      shows = ", ".join(f"{_metric(m)} {_score(m, v)}" for m, v in q["scores"].items())
+      out[(q["model"], q["model"])] = (name, {"model": q["model"], "steps": q["steps"], "wall_s": q["wall_s"],
+                                              "shared_cpu": q.get("shared_cpu", False),
+                                              "result": f"make eval: {shows}"})
   return out
 
 
@@ -493,20 +492,30 @@ def _score(metric: str, v) -> str:
   return f"{v:g}" if metric == "classes_covered" else f"{v:.2f}"
 
 
+def _reproduced() -> dict:
+  """target -> (file, record) of benchmarks/reproduce.py's results, the newest file holding each target."""
+  return newest(SOURCES["reproductions"], lambda r: [(q["target"], q) for q in r["records"]])
+
+
+def _goals(q: dict, bold: bool = False) -> str:
+  """A reproduction record's goals, each with the value measured and ✓ or ✗."""
+  def shown(m, g):
+    value = seconds(g["value"]) if m == "wall_s" else _score(m, g["value"])
+    return f"{_metric(m)} {_goal(g, m)}: {f'**{value}**' if bold else value} {'✓' if g['met'] else '✗'}"
+  return "; ".join(shown(m, g) for m, g in q["goals"].items())
+
+
 def reproductions() -> list[str]:
   """Each reproduction target (benchmarks/reproduce.py): its goals beside what make eval measured, the paper's
   figure where one exists, steps, wall time, device and command."""
-  got = newest(SOURCES["reproductions"], lambda r: [(q["target"], q) for q in r["records"]])
+  got = _reproduced()
   if not got:
     return ["No reproduction target has been measured yet: `make reproduce` writes "
             "benchmarks/results/<device>-<date>-reproductions.json, whose name goes into `SOURCES[\"reproductions\"]`."]
   tags = tagged([f for f, _ in got.values()])
   rows = []
   for target, (name, q) in got.items():
-    def shown(m, g):
-      value = seconds(g["value"]) if m == "wall_s" else _score(m, g["value"])
-      return f"{_metric(m)} {_goal(g, m)}: **{value}** {'✓' if g['met'] else '✗'}"
-    goals = "; ".join(shown(m, g) for m, g in q["goals"].items()) or "— (reported)"
+    goals = _goals(q, bold=True) or "— (reported)"
     others = ", ".join(f"{_metric(m)} {_score(m, v)}" for m, v in q["scores"].items() if m not in q["goals"])
     paper = ", ".join(f"{m} {v}" for m, v in q.get("paper", {}).items()) or "—"
     wall = ("≤ " if q.get("shared_cpu") else "") + seconds(q["wall_s"])
@@ -540,10 +549,8 @@ HEADLINE = ("gan", "cvae", "cgan", "gan_mlp", "mode_collapse_remedy")  # the REA
 
 def headline() -> list[str]:
   """The README's short version of `reproductions`: the headline targets, each goal and whether it is met."""
-  got = newest(SOURCES["reproductions"], lambda r: [(q["target"], q) for q in r["records"]])
-  rows = [[f"`{t}`", got[t][1]["what"], "; ".join(
-      f"{_metric(m)} {_goal(g, m)}: {seconds(g['value']) if m == 'wall_s' else _score(m, g['value'])} "
-      f"{'✓' if g['met'] else '✗'}" for m, g in got[t][1]["goals"].items())] for t in HEADLINE if t in got]
+  got = _reproduced()
+  rows = [[f"`{t}`", got[t][1]["what"], _goals(got[t][1])] for t in HEADLINE if t in got]
   if not rows:
     return ["Not measured yet: `make reproduce`, then `make docs` (benchmarks/results/*-reproductions.json)."]
   files = sorted({got[t][0] for t in HEADLINE if t in got})
