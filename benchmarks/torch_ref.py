@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from timing import WINDOW_STEPS, timed  # benchmarks/timing.py
 from torch import nn
 
+from genjax import config as cfg
+
 POOL = 4096
 
 
@@ -65,6 +67,14 @@ class _ConvDecoder(nn.Module):
     return self.up2(F.relu(self.up1(h)))
 
 
+def _relu_mlp(sizes):
+  """Linear layers between consecutive sizes, ReLU between them (vae_dense.MLP)."""
+  layers = []
+  for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+    layers += [nn.Linear(a, b)] + ([nn.ReLU()] if i < len(sizes) - 2 else [])
+  return nn.Sequential(*layers)
+
+
 def _kl(mean, logvar):
   return 0.5 * torch.sum(mean ** 2 + logvar.exp() - 1.0 - logvar, dim=1)
 
@@ -88,9 +98,10 @@ class _Reconstruct:
       self.net = nn.ModuleList([self.enc, self.dec])
       lr = 1e-3
     elif name in ("vae_dense", "iwae", "cvae"):
-      latent, cond = (8, 10) if name == "cvae" else (20, 0)  # cvae: the one-hot label joins both inputs
-      self.enc = nn.Sequential(nn.Linear(784 + cond, 400), nn.ReLU(), nn.Linear(400, 2 * latent))
-      self.dec = nn.Sequential(nn.Linear(latent + cond, 400), nn.ReLU(), nn.Linear(400, 784))
+      m = cfg.model_config(name).model  # the sizes of genjax's default config (ReLU MLPs)
+      cond = m.num_classes if name == "cvae" else 0  # cvae: the one-hot label joins both inputs
+      self.enc = _relu_mlp([784 + cond, *m.hidden, 2 * m.latent_dim])
+      self.dec = _relu_mlp([m.latent_dim + cond, *reversed(m.hidden), 784])
       self.net = nn.ModuleList([self.enc, self.dec])
       lr = 1e-3
     elif name in ("sparse_ae", "dae"):  # sigmoid codes: 1024 units with a KL-rho penalty; 256 on noisy inputs
