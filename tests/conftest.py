@@ -10,11 +10,29 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 # full float32 for this process and the training processes they start; `backend_precision` gives a test the
 # backend's own. (On CPU both are exact float32.)
 os.environ.setdefault("JAX_DEFAULT_MATMUL_PRECISION", "highest")
+# Every train() builds its step anew and each CLI test is a new process, so the tests compile the same programs many
+# times (a resumed run, the same small config in several tests). A compilation cache shared by this session's pytest
+# workers and the processes they start compiles each program once; it lives in a temporary directory of this session
+# (the xdist workers and subprocesses inherit the variable), removed at its end. The cache key holds the program, the
+# compile options and the jax version, so a hit is the same executable. Set JAX_COMPILATION_CACHE_DIR to choose it.
+_CACHE_OWNED = "JAX_COMPILATION_CACHE_DIR" not in os.environ
+if _CACHE_OWNED:
+  import tempfile
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="genjax-test-jax-cache-")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
 
 from genjax import config as cfg  # noqa: E402
+
+
+def pytest_unconfigure(config):
+  """The process that made the compilation cache removes it (xdist workers that inherited it leave it)."""
+  if _CACHE_OWNED:
+    import shutil
+    shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 
 
 @pytest.fixture

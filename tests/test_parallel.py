@@ -180,15 +180,15 @@ def test_generator_batchnorm_uses_global_batch_statistics():
   from genjax.models import gan
   g = gan.Generator((28, 28, 1), (32, 16))
   z = jax.random.normal(jax.random.PRNGKey(0), (8, 10)) * jnp.arange(1, 9)[:, None]  # shards differ in scale
-  variables = g.init(jax.random.PRNGKey(1), z, train=False)
-  full, full_stats = g.apply(variables, z, train=True, mutable=["batch_stats"])
+  variables = jax.jit(lambda z: g.init(jax.random.PRNGKey(1), z, train=False))(z)  # jitted: eager takes seconds
+  full, full_stats = jax.jit(lambda z: g.apply(variables, z, train=True, mutable=["batch_stats"]))(z)
 
   def shard(z, axis_name):
     return g.apply(variables, z, train=True, axis_name=axis_name, mutable=["batch_stats"])
-  split, stats = jax.vmap(lambda z: shard(z, "data"), axis_name="data")(z.reshape(2, 4, 10))
+  split, stats = jax.jit(jax.vmap(lambda z: shard(z, "data"), axis_name="data"))(z.reshape(2, 4, 10))
   np.testing.assert_allclose(split.reshape(full.shape), full, atol=1e-5)
   np.testing.assert_allclose(jax.tree.leaves(stats)[0][0], jax.tree.leaves(full_stats)[0], rtol=1e-5, atol=1e-6)
-  local, _ = jax.vmap(lambda z: shard(z, None))(z.reshape(2, 4, 10))
+  local, _ = jax.jit(jax.vmap(lambda z: shard(z, None)))(z.reshape(2, 4, 10))
   assert float(jnp.max(jnp.abs(local.reshape(full.shape) - full))) > 1e-2  # per-shard statistics differ
 
 
