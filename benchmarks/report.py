@@ -155,6 +155,8 @@ def n(x: float) -> str:
 
 
 def seconds(s: float) -> str:
+  if s >= 3600:
+    return f"{s:.0f} s ({s / 3600:.1f} h)"
   return f"{s:.0f} s ({s / 60:.1f} min)" if s >= 120 else f"{s:.0f} s"
 
 
@@ -471,6 +473,42 @@ def burda_cost() -> list[str]:
           "", f"{r['measures']}. {r.get('note') or ''} Run: {describe(name, peak=False)}."]
 
 
+BURDA_TABLE_1 = [  # Burda, Grosse and Salakhutdinov (2015), Table 1, MNIST: (stochastic layers, k, test NLL), quoted
+    (1, 1, 86.76), (1, 5, 85.54), (1, 50, 84.78), (2, 1, 85.33), (2, 50, 82.90)]
+
+
+def burda() -> list[str]:
+  """Burda et al.'s Table 1 beside the runs made here (benchmarks/reproduce.py's burda targets), and for a run not
+  made, what the paper's schedule costs here (benchmarks/burda_cost.py)."""
+  got = {t: v for t, v in _reproduced().items() if t.startswith("burda")}
+  cost = load(SOURCES["burda_cost"][-1])["records"]
+  tags = tagged([f for f, _ in got.values()])
+  rows = []
+  for layers, k, paper in BURDA_TABLE_1:
+    goal = f"≤ {paper + 0.5:.1f}"
+    runs = [(t, name, q) for t, (name, q) in got.items()
+            if q["model"] == ("iwae" if layers == 1 else "iwae2") and q["set"].get("step.k") == k]
+    for t, name, q in runs:
+      g = q["goals"]["nll"]
+      ours = f"**{_score('nll', g['value'])}** {'✓' if g['met'] else '✗'}"
+      rows.append([str(layers), str(k), f"{paper:.2f}", goal, ours,
+                   str(q["batch_size"]), n(q["steps"]), ("≤ " if q.get("shared_cpu") else "") + seconds(q["wall_s"]),
+                   ", ".join(q.get("devices") or []) or "—", f"`make reproduce TARGETS={t}`", tags[name]])
+    if not runs:
+      paper_run = [c for c in cost if c.get("layers", 1) == layers and c["k"] == k and c["batch"] == 20]
+      hours = f"; the paper's schedule: {paper_run[0]['paper_schedule_hours']:.1f} h here" if paper_run else ""
+      rows.append([str(layers), str(k), f"{paper:.2f}", goal, "not run" + hours, "20", n(3280 * 3000), "—", "—",
+                   "`make reproduce TARGETS=" + ("burda" if layers == 1 else "burda2")
+                   + ("_vae" if k == 1 else f"_iwae{k}") + "`", "—"])
+  runs_line = ("Runs: " + "; ".join(f"*{tag}*: {describe(nm, peak=False)}" for nm, tag in tags.items()) + "."
+               if tags else "No run has been made yet.")
+  return [*table(["stochastic layers", "k", "paper's test NLL", "goal", "ours: test NLL", "batch", "steps",
+                  "make train", "device", "command", "run"], rows), "",
+          "Test NLL: make eval's k = 5000 importance-weighted bound on all 10,000 test images, binarized once with "
+          "the evaluation seed. make train: training and compilation, ≤ where other jobs shared the CPU. The hours "
+          f"of a run not made: {describe(SOURCES['burda_cost'][-1], peak=False)}. " + runs_line]
+
+
 METRIC_NAMES = {"fid": "FID", "class_kl": "class-KL", "nll": "NLL", "neg_elbo": "−ELBO", "wall_s": "make train"}
 
 
@@ -585,7 +623,7 @@ def accelerator() -> list[str]:
 TABLES = {"throughput": throughput, "full_run": full_run, "conv_batches": conv_batches, "bf16": bf16,
           "make_train": make_train, "quality": quality, "strategies": strategies, "populations": populations,
           "default_runs": default_runs, "experiments": experiments, "accelerator": accelerator,
-          "stabilizers": stabilizers, "burda_cost": burda_cost, "reproductions": reproductions,
+          "stabilizers": stabilizers, "burda_cost": burda_cost, "burda": burda, "reproductions": reproductions,
           "headline": headline, **{k: functools.partial(collected, k) for k in ("conditional_sweep",
                                                                                   "mode_collapse_remedies")},
           **{k: functools.partial(kernel_table, k) for k in ("kernel_s2", "kernel_taps", "kernel_patches",

@@ -66,6 +66,33 @@ def test_the_reproductions_table_shows_each_goal_met_or_not(tmp_path, monkeypatc
   assert "label accuracy ≥ 0.97: **90.0%** ✗" in rows["`cgan`"] and "| 16,000 | 118 s |" in rows["`cvae`"]
 
 
+def test_burda_targets_run_only_when_named_and_their_table_reads_the_runs(tmp_path, monkeypatch):
+  """Burda et al.'s runs take hours here: not among the default targets. The Table 1 page puts a measured run
+  beside the paper's figure, judged against its goal, and says "not run" with the cost where no run was made."""
+  assert all(t.hours == n.startswith("burda") for n, t in reproduce.TARGETS.items())
+  assert reproduce.DEFAULT_TARGETS == [n for n in reproduce.TARGETS if not n.startswith("burda")]
+  t = reproduce.TARGETS["burda_vae_b500"]
+  assert (t.model, t.config, t.goals, t.paper) == ("iwae", "burda", {"nll": ("<=", 87.3)}, {"nll": 86.76})
+  assert reproduce.target_config(t).train.batch_size == 500 and reproduce.TARGETS["burda2_iwae50"].model == "iwae2"
+  stem = "cpu-x-2026-12-06-reproductions"
+  rec = {"target": "burda_vae_b500", "what": t.what, "model": "iwae", "set": t.set, "steps": 393600,
+         "batch_size": 500, "wall_s": 4000.0, "devices": ["1 x cpu (cpu)"], "scores": {"nll": 87.9},
+         "paper": t.paper, "goals": reproduce.judged(t, {"nll": 87.9}, 4000.0), "command": t.command("b")}
+  (tmp_path / f"{stem}.json").write_text(json.dumps({"platform": "cpu", "cpu": "x", "versions": {"jax": "0.10.2"},
+                                                     "records": [rec]}))
+  cost = report.SOURCES["burda_cost"][-1]  # the measured costs, for the rows not run
+  (tmp_path / f"{cost}.json").write_text((report.RESULTS / f"{cost}.json").read_text())
+  monkeypatch.setattr(report, "RESULTS", tmp_path)
+  monkeypatch.setattr(report, "_cache", {})
+  monkeypatch.setitem(report.SOURCES, "reproductions", [stem])
+  rows = [line for line in report.burda() if line.startswith("| ") and line[2].isdigit()]
+  assert len(rows) == 5
+  assert rows[0].startswith("| 1 | 1 | 86.76 | ≤ 87.3 | **87.90** ✗ | 500 | 393,600 | 4000 s (1.1 h) |"), rows[0]
+  assert "make reproduce TARGETS=burda_vae_b500" in rows[0]
+  assert rows[1].startswith("| 1 | 5 | 85.54 | ≤ 86.0 | not run; the paper's schedule: 6.1 h here | 20 |"), rows[1]
+  assert rows[4].startswith("| 2 | 50 | 82.90 | ≤ 83.4 | not run") and "TARGETS=burda2_iwae50" in rows[4]
+
+
 def test_a_run_of_another_config_is_refused_not_read(tmp_path, capsys):
   """A run directory left from before a default changed would be read as the target's result: refused instead."""
   c = reproduce.target_config(reproduce.TARGETS["cvae"])
