@@ -61,6 +61,14 @@ VARIANTS = {  # name -> the keys set on the default config, and what it tests
     "lr4e-3_ema99": ({"optim.lr": 4e-3, **EMA_SHORT}, "learning rate 4e-3, the shorter average"),
     "lr2e-3_hinge_ema99": ({"optim.lr": 2e-3, "step.loss": "hinge", **EMA_SHORT},
                            "learning rate 2e-3, hinge loss, the shorter average"),
+    # The same wall time (about 5 minutes here) spent on more steps of a cheaper generator: G's channels halved
+    # (64, 32) runs about 1.75x the images/s of (128, 64) on this CPU.
+    "g64_lr2e-3_ema99": ({"model.gen_features": (64, 32), "optim.lr": 2e-3, **EMA_SHORT, "train.steps": 5300},
+                         "G with half the channels (64, 32), 5300 steps, learning rate 2e-3, the shorter average"),
+    "g64_b64_lr2e-3_ema99": ({"model.gen_features": (64, 32), "optim.lr": 2e-3, "train.batch_size": 64,
+                              "step.ema_decay": 0.99, "step.ema_start": 2000, "train.steps": 10600},
+                             "G with half the channels, batch 64 and 10600 steps, learning rate 2e-3, the shorter "
+                             "average from step 2000"),
 }
 SCORES = ("fid", "precision", "recall", "coverage", "class_kl", "classes_covered")
 
