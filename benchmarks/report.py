@@ -52,7 +52,7 @@ SOURCES = {  # table -> result files (without .json), oldest first
     # `<device>-<date>` of each accelerator check (benchmarks/accelerator.sh, make check-accelerator): its
     # -accelerator, -make-train, -quick, -large and -quality files, whichever it finished
     "accelerator": [],
-    "stabilizers": [CPU + "2026-12-06-gan-stabilizers"],  # benchmarks/stabilizers.py
+    "stabilizers": [CPU + "2026-12-06-gan-stabilizers", CPU + "2026-12-06-gan-budget"],  # benchmarks/stabilizers.py
     "burda_cost": [CPU + "2026-12-06-burda-cost"],  # benchmarks/burda_cost.py
     "reproductions": [CPU + "2026-12-06-reproductions"],  # benchmarks/reproduce.py
     # benchmarks/collect.py: hand-made runs gathered into one file each
@@ -444,11 +444,15 @@ def stabilizers() -> list[str]:
   for variant, (name, q) in got.items():
     avg, raw = (q["scores"], q["raw"]) if "raw" in q else (None, q["scores"])
     keys = ", ".join(f"`{k}={str(v).lower() if isinstance(v, bool) else v}`" for k, v in q["set"].items()) or "—"
-    curve = " → ".join(f"{e['fid']:.0f}" for e in q.get("eval_every", [])) or "—"
+    every = q.get("eval_every", [])
+    curve = " → ".join(f"{e['fid']:.0f}" for e in every) or "—"
+    if every and every[0]["step"] != 500:  # another cadence than the table's
+      curve = f"every {every[0]['step']}: {curve}"
     rows.append([f"`{variant}`", q["what"], keys, f"{raw['fid']:.1f}", f"{avg['fid']:.1f}" if avg else "—",
                  f"{raw['precision']:.2f} / {raw['recall']:.2f}", f"{raw['coverage']:.2f}", f"{raw['class_kl']:.3f}",
                  curve, seconds(q["train_s"]), tags[name]])
   r = load(next(iter(tags)))
+  notes = " ".join(load(nm)["note"] for nm in tags if load(nm).get("note"))
   return [*table(["variant", "what", "keys set", "FID, raw generator", "FID, average", "precision / recall (raw)",
                   "coverage (raw)", "class-KL (raw)", "FID during training (every 500 steps)", "training", "run"],
                  rows), "",
@@ -457,8 +461,7 @@ def stabilizers() -> list[str]:
           "DCGAN config before this comparison changed its default (learning rate 2e-4, no average). The average does "
           "not change training: a variant's raw column is that of the same run without it. FID during training: "
           "`train.eval_every` 500, 2000 samples (biased a few points above the 10,000-sample FID), on the average "
-          "once it starts. "
-          + (f"{r['note']} " if r.get("note") else "") + sources_line(tags, peak=False)]
+          "once it starts. " + (f"{notes} " if notes else "") + sources_line(tags, peak=False)]
 
 
 def burda_cost() -> list[str]:
@@ -582,7 +585,8 @@ def collected(key: str) -> list[str]:
                  rows), "", f"{r['note']} Run: {describe(name, peak=False)}."]
 
 
-HEADLINE = ("gan", "cvae", "cgan", "gan_mlp", "mode_collapse_remedy")  # the README's rows, when measured
+# The README's rows, those measured.
+HEADLINE = ("gan", "gan_long", "cvae", "cgan", "gan_mlp", "mode_collapse_remedy", "burda_vae_b500")
 
 
 def headline() -> list[str]:
