@@ -546,6 +546,18 @@ def _goals(q: dict, bold: bool = False) -> str:
   return "; ".join(shown(m, g) for m, g in q["goals"].items())
 
 
+DURING = {"fid": "FID of 2000 samples", "neg_elbo": "test −ELBO of 1000 images", "mse": "test MSE"}
+
+
+def _curve(q: dict) -> str:
+  """A record's train.eval_every scores: 'FID of 2000 samples: 2,000 (3.3 min) 59.4 → ...'."""
+  points = q["during_training"]
+  metric = next(k for k in points[0] if k != "step")
+  per_step = q["wall_s"] / q["steps"]
+  return f"{DURING.get(metric, metric)}: " + " → ".join(
+      f"{n(p['step'])} ({p['step'] * per_step / 60:.1f} min) {p[metric]:.1f}" for p in points)
+
+
 def reproductions() -> list[str]:
   """Each reproduction target (benchmarks/reproduce.py): its goals beside what make eval measured, the paper's
   figure where one exists, steps, wall time, device and command."""
@@ -562,8 +574,11 @@ def reproductions() -> list[str]:
     wall = ("≤ " if q.get("shared_cpu") else "") + seconds(q["wall_s"])
     rows.append([f"`{target}`", q["what"], goals, others or "—", paper, n(q["steps"]), wall,
                  ", ".join(q.get("devices") or []) or "—", f"`{q['command']}`", tags[name]])
+  curves = [f"- `{target}`: {_curve(q)}" for target, (_, q) in got.items() if q.get("during_training")]
   return [*table(["target", "what", "goals: measured", "also measured", "paper", "steps", "make train",
                   "device", "command", "run"], rows), "",
+          *(["The in-loop score of the runs that kept one (`train.eval_every`), by step and the minutes of training "
+             "to it at the run's mean rate:", "", *curves, ""] if curves else []),
           "make train: training and compilation (timing.json), ≤ where other jobs shared the CPU (an upper bound); "
           "scores are make eval's defaults (10,000 samples against the "
           "10,000 test images in the classifier's feature space; label accuracy of 10,000 samples drawn for labels "

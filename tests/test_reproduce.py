@@ -93,6 +93,17 @@ def test_burda_targets_run_only_when_named_and_their_table_reads_the_runs(tmp_pa
   assert rows[4].startswith("| 2 | 50 | 82.90 | ≤ 83.4 | not run") and "TARGETS=burda2_iwae50" in rows[4]
 
 
+def test_the_in_loop_scores_are_recorded_and_drawn_against_training_minutes(tmp_path):
+  rows = [{"step": 50, "loss": 3.0}, {"step": 100, "eval_fid": 80.123}, {"step": 150, "loss": 2.0},
+          {"step": 200, "eval_fid": 60.0}]
+  (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+  curve = reproduce.during_training(tmp_path)
+  assert curve == [{"step": 100, "fid": 80.12}, {"step": 200, "fid": 60.0}]
+  assert reproduce.during_training(tmp_path / "none") == []
+  q = {"during_training": curve, "wall_s": 240.0, "steps": 200}  # 1.2 s a step
+  assert report._curve(q) == "FID of 2000 samples: 100 (2.0 min) 80.1 → 200 (4.0 min) 60.0"
+
+
 def test_a_run_of_another_config_is_refused_not_read(tmp_path, capsys):
   """A run directory left from before a default changed would be read as the target's result: refused instead."""
   c = reproduce.target_config(reproduce.TARGETS["cvae"])
