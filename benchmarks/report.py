@@ -454,13 +454,14 @@ def stabilizers() -> list[str]:
   r = load(next(iter(tags)))
   notes = " ".join(load(nm)["note"] for nm in tags if load(nm).get("note"))
   return [*table(["variant", "what", "keys set", "FID, raw generator", "FID, average", "precision / recall (raw)",
-                  "coverage (raw)", "class-KL (raw)", "FID during training (every 500 steps)", "training", "run"],
+                  "coverage (raw)", "class-KL (raw)", "FID during training", "training", "run"],
                  rows), "",
           f"Classifier FID, precision, recall, coverage and class-KL of {r['num_samples']} samples against the 10,000 "
           "test images (make eval), each variant trained for 3000 steps at batch 128 (or as its keys say) from the "
           "DCGAN config before this comparison changed its default (learning rate 2e-4, no average). The average does "
           "not change training: a variant's raw column is that of the same run without it. FID during training: "
-          "`train.eval_every` 500, 2000 samples (biased a few points above the 10,000-sample FID), on the average "
+          "`train.eval_every` 500 (unless the row names another), 2000 samples (biased a few points above the "
+          "10,000-sample FID), on the average "
           "once it starts. " + (f"{notes} " if notes else "") + sources_line(tags, peak=False)]
 
 
@@ -488,13 +489,13 @@ def burda() -> list[str]:
   tags = tagged([f for f, _ in got.values()])
   rows = []
   for layers, k, paper in BURDA_TABLE_1:
-    goal = f"≤ {paper + 0.5:.1f}"
+    goal = f"≤ {paper + 0.5:.1f}"  # the issue's goals (a run's own goal is in its record)
     runs = [(t, name, q) for t, (name, q) in got.items()
             if q["model"] == ("iwae" if layers == 1 else "iwae2") and q["set"].get("step.k") == k]
     for t, name, q in runs:
       g = q["goals"]["nll"]
       ours = f"**{_score('nll', g['value'])}** {'✓' if g['met'] else '✗'}"
-      rows.append([str(layers), str(k), f"{paper:.2f}", goal, ours,
+      rows.append([str(layers), str(k), f"{paper:.2f}", _goal(g, "nll"), ours,
                    str(q["batch_size"]), n(q["steps"]), ("≤ " if q.get("shared_cpu") else "") + seconds(q["wall_s"]),
                    ", ".join(q.get("devices") or []) or "—", f"`make reproduce TARGETS={t}`", tags[name]])
     if not runs:
@@ -549,19 +550,24 @@ def _goals(q: dict, bold: bool = False) -> str:
 DURING = {"fid": "FID of 2000 samples", "neg_elbo": "test −ELBO of 1000 images", "mse": "test MSE"}
 
 
-def _curve(q: dict) -> str:
-  """A record's train.eval_every scores: 'FID of 2000 samples: 2,000 (3.3 min) 59.4 → ...'."""
+def _curve(q: dict, most: int = 10) -> str:
+  """A record's train.eval_every scores, at most `most` of them (evenly spaced, the last kept): 'FID of 2000
+  samples: 2,000 (3.3 min) 59.4 → ...'."""
   points = q["during_training"]
+  if len(points) > most:
+    stride = -(-len(points) // most)
+    points = points[::-1][::stride][::-1]
   metric = next(k for k in points[0] if k != "step")
   per_step = q["wall_s"] / q["steps"]
+  value = (lambda v: f"{v:.3g}") if metric == "mse" else (lambda v: f"{v:.1f}")
   return f"{DURING.get(metric, metric)}: " + " → ".join(
-      f"{n(p['step'])} ({p['step'] * per_step / 60:.1f} min) {p[metric]:.1f}" for p in points)
+      f"{n(p['step'])} ({p['step'] * per_step / 60:.1f} min) {value(p[metric])}" for p in points)
 
 
 def reproductions() -> list[str]:
   """Each reproduction target (benchmarks/reproduce.py): its goals beside what make eval measured, the paper's
   figure where one exists, steps, wall time, device and command."""
-  got = _reproduced()
+  got = {t: v for t, v in _reproduced().items() if not t.startswith("burda")}  # those have their own table
   if not got:
     return ["No reproduction target has been measured yet: `make reproduce` writes "
             "benchmarks/results/<device>-<date>-reproductions.json, whose name goes into `SOURCES[\"reproductions\"]`."]

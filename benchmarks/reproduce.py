@@ -93,8 +93,9 @@ TARGETS = {
 # NLL (make eval's k = 5000 bound on all 10,000 test images), as issue 23 set them.
 BURDA = {  # name -> (stochastic layers, k, the paper's NLL, the goal, keys set on burda / burda2, what)
     "burda_vae": (1, 1, 86.76, 87.3, {}, "the paper's schedule"),
-    "burda_vae_b500": (1, 1, 86.76, 87.3, {"train.batch_size": 500, "optim.epoch_steps": 120, "train.steps": 393600,
-                                     "train.checkpoint_every": 6000, "train.eval_every": 12000},
+    "burda_vae_b500": (1, 1, 86.76, 87.3,
+                       {"train.batch_size": 500, "optim.epoch_steps": 120, "train.steps": 393600,
+                        "train.checkpoint_every": 6000, "train.eval_every": 12000},
                        "the paper's 3280 epochs at batch 500 (25x fewer steps)"),
     "burda_iwae5": (1, 5, 85.54, 86.0, {}, "the paper's schedule"),
     "burda_iwae50": (1, 50, 84.78, 85.3, {}, "the paper's schedule"),
@@ -174,8 +175,8 @@ def during_training(run_dir: pathlib.Path) -> list[dict]:
   of 2000 samples, test -ELBO of 1000 images or test MSE)."""
   path = run_dir / "metrics.jsonl"
   rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-  return [{"step": r["step"], **{k.removeprefix("eval_"): round(v, 2) for k, v in r.items() if k.startswith("eval_")}}
-          for r in rows if any(k.startswith("eval_") for k in r)]
+  return [{"step": r["step"], **{k.removeprefix("eval_"): float(f"{v:.4g}") for k, v in r.items()
+                                 if k.startswith("eval_")}} for r in rows if any(k.startswith("eval_") for k in r)]
 
 
 def main(argv=None) -> int:

@@ -1,6 +1,10 @@
-"""Shared helpers: model configs shrunk to test size."""
+"""Shared helpers: model configs shrunk to test size; the environment every test process and the processes it
+starts run in (precision, memory, a compilation cache of the session)."""
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # pytest-xdist runs several test processes: none may take most of an accelerator's memory up front.
@@ -11,16 +15,20 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 # backend's own. (On CPU both are exact float32.)
 os.environ.setdefault("JAX_DEFAULT_MATMUL_PRECISION", "highest")
 # Every train() builds its step anew and each CLI test is a new process, so the tests compile the same programs many
-# times (a resumed run, the same small config in several tests). A compilation cache shared by this session's pytest
-# workers and the processes they start compiles each program once; it lives in a temporary directory of this session
-# (the xdist workers and subprocesses inherit the variable), removed at its end. The cache key holds the program, the
-# compile options and the jax version, so a hit is the same executable. Set JAX_COMPILATION_CACHE_DIR to choose it.
+# times (a resumed run, the same small config in several tests). A persistent compilation cache of this session, in
+# a temporary directory that the xdist workers and the processes they start inherit (through the variable), lets a
+# program compiled once be loaded after (two processes reaching it at once both compile it). The key holds the
+# program, the compile options, XLA_FLAGS, the backend and jaxlib's version, so a hit is the same executable. JAX
+# writes entries without a lock (its locking needs `filelock` and a size limit): an entry cut short by a killed
+# writer is read as an error, which JAX warns about and compiles past. The directory is removed when the session
+# ends. A JAX_COMPILATION_CACHE_DIR of your own is used as it is, with JAX's own thresholds.
 _CACHE_OWNED = "JAX_COMPILATION_CACHE_DIR" not in os.environ
 if _CACHE_OWNED:
-  import tempfile
   os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="genjax-test-jax-cache-")
-os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
-os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+  os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"  # the tests' programs compile in well under 1 s
+  os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
+  # pytest_unconfigure removes it; atexit too, where the session ended without it (an interrupted run)
+  atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
@@ -31,7 +39,6 @@ from genjax import config as cfg  # noqa: E402
 def pytest_unconfigure(config):
   """The process that made the compilation cache removes it (xdist workers that inherited it leave it)."""
   if _CACHE_OWNED:
-    import shutil
     shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 
 

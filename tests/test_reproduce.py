@@ -70,7 +70,14 @@ def test_burda_targets_run_only_when_named_and_their_table_reads_the_runs(tmp_pa
   """Burda et al.'s runs take hours here: not among the default targets. The Table 1 page puts a measured run
   beside the paper's figure, judged against its goal, and says "not run" with the cost where no run was made."""
   assert all(t.hours == n.startswith("burda") for n, t in reproduce.TARGETS.items())
+  # report.py (standard library only) quotes Table 1 apart: the same figures and goals
+  table = {(layers, k): (nll, round(nll + 0.5, 1)) for layers, k, nll in report.BURDA_TABLE_1}
+  assert {(layers, k): (nll, goal) for layers, k, nll, goal, _, _ in reproduce.BURDA.values()} == table
   assert reproduce.DEFAULT_TARGETS == [n for n in reproduce.TARGETS if not n.startswith("burda")]
+  measured = []
+  monkeypatch.setattr(reproduce, "measure", lambda name, *a, **k: measured.append(name) or {"target": name})
+  assert reproduce.main(["--workdir", str(tmp_path / "runs"), "--out_dir", str(tmp_path / "out")]) == 0
+  assert measured == reproduce.DEFAULT_TARGETS  # make reproduce without TARGETS trains none of the burda runs
   t = reproduce.TARGETS["burda_vae_b500"]
   assert (t.model, t.config, t.goals, t.paper) == ("iwae", "burda", {"nll": ("<=", 87.3)}, {"nll": 86.76})
   assert reproduce.target_config(t).train.batch_size == 500 and reproduce.TARGETS["burda2_iwae50"].model == "iwae2"
@@ -94,6 +101,8 @@ def test_burda_targets_run_only_when_named_and_their_table_reads_the_runs(tmp_pa
 
 
 def test_the_in_loop_scores_are_recorded_and_drawn_against_training_minutes(tmp_path):
+  """train.eval_every's scores go into the record to four significant digits (an MSE of 0.0123 stays itself), and
+  the page draws them against the minutes of training at the run's mean rate, thinned to at most ten points."""
   rows = [{"step": 50, "loss": 3.0}, {"step": 100, "eval_fid": 80.123}, {"step": 150, "loss": 2.0},
           {"step": 200, "eval_fid": 60.0}]
   (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -102,6 +111,13 @@ def test_the_in_loop_scores_are_recorded_and_drawn_against_training_minutes(tmp_
   assert reproduce.during_training(tmp_path / "none") == []
   q = {"during_training": curve, "wall_s": 240.0, "steps": 200}  # 1.2 s a step
   assert report._curve(q) == "FID of 2000 samples: 100 (2.0 min) 80.1 → 200 (4.0 min) 60.0"
+  (tmp_path / "metrics.jsonl").write_text(json.dumps({"step": 100, "eval_mse": 0.0123456}) + "\n")
+  q = {"during_training": reproduce.during_training(tmp_path), "wall_s": 60.0, "steps": 100}
+  assert q["during_training"] == [{"step": 100, "mse": 0.01235}] and report._curve(q).endswith(" 0.0123")
+  q = {"during_training": [{"step": 10 * i, "neg_elbo": 100.0 - i} for i in range(1, 33)], "wall_s": 320.0,
+       "steps": 320}
+  points = report._curve(q).split(" → ")
+  assert len(points) <= 10 and points[-1] == "320 (5.3 min) 68.0"
 
 
 def test_a_run_of_another_config_is_refused_not_read(tmp_path, capsys):
