@@ -504,10 +504,13 @@ def burda() -> list[str]:
       rows.append([str(layers), str(k), f"{paper:.2f}", goal, "not run" + hours, "20", n(3280 * 3000), "—", "—",
                    "`make reproduce TARGETS=" + ("burda" if layers == 1 else "burda2")
                    + ("_vae" if k == 1 else f"_iwae{k}") + "`", "—"])
+  curves = [f"- `{t}`: {_curve(q)}" for t, (_, q) in got.items() if q.get("during_training")]
   runs_line = ("Runs: " + "; ".join(f"*{tag}*: {describe(nm, peak=False)}" for nm, tag in tags.items()) + "."
                if tags else "No run has been made yet.")
   return [*table(["stochastic layers", "k", "paper's test NLL", "goal", "ours: test NLL", "batch", "steps",
                   "make train", "device", "command", "run"], rows), "",
+          *(["The in-loop score (`train.eval_every`) by step and the minutes of training to it at the run's mean "
+             "rate:", "", *curves, ""] if curves else []),
           "Test NLL: make eval's k = 5000 importance-weighted bound on all 10,000 test images, binarized once with "
           "the evaluation seed. make train: training and compilation, ≤ where other jobs shared the CPU. The hours "
           f"of a run not made: {describe(SOURCES['burda_cost'][-1], peak=False)}. " + runs_line]

@@ -84,7 +84,8 @@ def test_burda_targets_run_only_when_named_and_their_table_reads_the_runs(tmp_pa
   stem = "cpu-x-2026-12-06-reproductions"
   rec = {"target": "burda_vae_b500", "what": t.what, "model": "iwae", "set": t.set, "steps": 393600,
          "batch_size": 500, "wall_s": 4000.0, "devices": ["1 x cpu (cpu)"], "scores": {"nll": 87.9},
-         "paper": t.paper, "goals": reproduce.judged(t, {"nll": 87.9}, 4000.0), "command": t.command("b")}
+         "paper": t.paper, "goals": reproduce.judged(t, {"nll": 87.9}, 4000.0), "command": t.command("b"),
+         "during_training": [{"step": 12000, "neg_elbo": 100.6}, {"step": 393600, "neg_elbo": 90.1}]}
   (tmp_path / f"{stem}.json").write_text(json.dumps({"platform": "cpu", "cpu": "x", "versions": {"jax": "0.10.2"},
                                                      "records": [rec]}))
   cost = report.SOURCES["burda_cost"][-1]  # the measured costs, for the rows not run
@@ -98,6 +99,8 @@ def test_burda_targets_run_only_when_named_and_their_table_reads_the_runs(tmp_pa
   assert "make reproduce TARGETS=burda_vae_b500" in rows[0]
   assert rows[1].startswith("| 1 | 5 | 85.54 | ≤ 86.0 | not run; the paper's schedule: 6.1 h here | 20 |"), rows[1]
   assert rows[4].startswith("| 2 | 50 | 82.90 | ≤ 83.4 | not run") and "TARGETS=burda2_iwae50" in rows[4]
+  assert "- `burda_vae_b500`: test −ELBO of 1000 images: 12,000 (2.0 min) 100.6 → 393,600 (66.7 min) 90.1" in (
+      report.burda())
 
 
 def test_the_in_loop_scores_are_recorded_and_drawn_against_training_minutes(tmp_path):
