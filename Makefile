@@ -113,7 +113,7 @@ bench: $(BENCH_STAMP)
 check-accelerator:
 	bash benchmarks/accelerator.sh
 
-# make bench-quality [QUICK=1]: wall time for gan to reach a classifier FID and vae a test -ELBO -> benchmarks/results/
+# make bench-quality [QUICK=1]: wall time for gan, vae, cvae and cgan to reach their quality targets -> benchmarks/results/
 .PHONY: bench-quality
 bench-quality: $(STAMP)
 	$(PY) benchmarks/quality.py $(if $(QUICK),--quick) $(ARGS)

@@ -1,7 +1,8 @@
-"""Time to quality: training wall time for `gan` to reach a classifier FID and `vae` a test negative ELBO.
+"""Time to quality: training wall time for `gan` to reach a classifier FID, `vae` a test negative ELBO, and the
+conditional `cvae` and `cgan` a label accuracy.
 
-    make bench-quality            # default targets (FID <= 20, -ELBO <= 110 nats), evaluated every 250 steps
-    make bench-quality QUICK=1    # at most 300 steps, easy targets (FID <= 450, -ELBO <= 150), small evaluations
+    make bench-quality            # default targets (FID <= 20, -ELBO <= 110 nats, label accuracy >= 95% and 97%)
+    make bench-quality QUICK=1    # at most 300 steps, easy targets, small evaluations
     .venv/bin/python benchmarks/quality.py --models vae --vae-neg-elbo 105 --every 100
 
 Each model trains with the real loop (`genjax.train.train`, default model config) in segments of `--every`
@@ -12,7 +13,12 @@ on fewer examples, so each evaluation takes seconds:
 - gan: FID in the feature space of the project's MNIST classifier (`genjax.eval.generator.feature_network`), of
   `fid_samples` samples against the first `fid_reference` test images;
 - vae: the negative ELBO in nats (`genjax.eval.likelihood.likelihood_metrics`) of the first `elbo_examples`
-  binarized test images, averaged over `elbo_k` draws of z each.
+  binarized test images, averaged over `elbo_k` draws of z each;
+- cvae, cgan: the label accuracy (`genjax.eval.conditional.label_accuracy`) of `label_samples` samples drawn for
+  the labels 0-9 in turn, higher being better.
+
+The gan and vae are evaluated every 250 steps, the conditional models (trained for 16,000 and 20,000 steps) every
+1000 (`--every` sets one interval for all).
 
 time_to_target_s sums each segment's training loop (`train.Result.train_s + compile_s`): evaluation, and the setup
 around the loop (loading data, restoring the checkpoint), are reported apart and not counted. Every segment compiles
@@ -42,14 +48,27 @@ from suite import device_slug, where  # noqa: E402 -- benchmarks/suite.py
 from genjax import classifier, data, metrics, train  # noqa: E402
 from genjax import config as cfg  # noqa: E402
 from genjax.errors import UserError  # noqa: E402
-from genjax.eval import generator, likelihood, provenance, restore  # noqa: E402
+from genjax.eval import conditional, generator, likelihood, provenance, restore  # noqa: E402
 
-METRICS = {"gan": "fid", "vae": "neg_elbo"}  # lower is better for both
-TARGETS = {"gan": 20.0, "vae": 110.0}  # gan: issue 23's target for the default DCGAN
-QUICK_TARGETS = {"gan": 450.0, "vae": 150.0}
-LABELS = {"fid": "classifier FID", "neg_elbo": "test −ELBO (nats)"}
-SETTINGS = {"fid_samples": 2000, "fid_reference": 10000, "elbo_examples": 1000, "elbo_k": 16, "seed": 0}
-QUICK_SETTINGS = {"fid_samples": 500, "fid_reference": 2000, "elbo_examples": 200, "elbo_k": 4, "seed": 0}
+METRICS = {"gan": "fid", "vae": "neg_elbo", "cvae": "label_accuracy", "cgan": "label_accuracy"}
+HIGHER_IS_BETTER = {"label_accuracy"}  # the others are reached at or below their target
+TARGETS = {"gan": 20.0, "vae": 110.0, "cvae": 0.95, "cgan": 0.97}  # issue 23's for gan, cvae and cgan
+QUICK_TARGETS = {"gan": 450.0, "vae": 150.0, "cvae": 0.15, "cgan": 0.15}
+EVERY = {"gan": 250, "vae": 250, "cvae": 1000, "cgan": 1000}  # steps between evaluations (QUICK: 100)
+LABELS = {"fid": "classifier FID", "neg_elbo": "test −ELBO (nats)", "label_accuracy": "label accuracy"}
+SETTINGS = {"fid_samples": 2000, "fid_reference": 10000, "elbo_examples": 1000, "elbo_k": 16, "label_samples": 2000,
+            "seed": 0}
+QUICK_SETTINGS = {"fid_samples": 500, "fid_reference": 2000, "elbo_examples": 200, "elbo_k": 4, "label_samples": 500,
+                  "seed": 0}
+
+
+def reached(metric: str, value: float, target: float) -> bool:
+  """Whether `value` of `metric` meets `target`: at or above it for a label accuracy, at or below it otherwise."""
+  return value >= target if metric in HIGHER_IS_BETTER else value <= target
+
+
+def sign(metric: str) -> str:
+  return "≥" if metric in HIGHER_IS_BETTER else "≤"
 
 
 def fid_scorer(dataset: str, settings: dict):
@@ -76,12 +95,24 @@ def neg_elbo_scorer(dataset: str, settings: dict):
                  "binarization": likelihood.BINARIZATION}
 
 
-SCORERS = {"fid": fid_scorer, "neg_elbo": neg_elbo_scorer}
+def label_accuracy_scorer(dataset: str, settings: dict):
+  """(run -> label accuracy of a conditional generator, protocol)."""
+  generator.feature_network(dataset)  # trains the classifier on first use (minutes), before the clock starts
+
+  def score(run) -> dict:
+    return {"label_accuracy": conditional.label_accuracy(run, dataset, settings["label_samples"], settings["seed"])}
+
+  return score, {"label_accuracy": f"{settings['label_samples']} samples drawn for the labels 0-9 in turn, "
+                 f"classified by the {dataset} classifier"}
+
+
+SCORERS = {"fid": fid_scorer, "neg_elbo": neg_elbo_scorer, "label_accuracy": label_accuracy_scorer}
 
 
 def measure(model: str, target: float, *, every: int, max_steps: int, workdir, settings: dict, config=None,
             log=print) -> dict:
-  """Trains `model` in segments of `every` steps until its metric is <= target or max_steps; one record.
+  """Trains `model` in segments of `every` steps until its metric reaches `target` (`reached`) or max_steps; one
+  record.
 
   `config` (default genjax/configs/<model>.py) has its train intervals set to divide `every`."""
   if every < 1 or max_steps < every or max_steps % every:
@@ -112,15 +143,15 @@ def measure(model: str, target: float, *, every: int, max_steps: int, workdir, s
                         "train_s": round(r.train_s, 2), "compile_s": round(r.compile_s, 2),
                         "cumulative_s": round(loop_s, 2), "eval_s": round(time.perf_counter() - t0, 2),
                         "load_avg_1min": round(os.getloadavg()[0], 2)})
-    log(f"{model:4s} step {r.steps:5d}  {name} {values[name]:8.2f} (target {target:g})  training {loop_s:7.1f} s  "
+    log(f"{model:4s} step {r.steps:5d}  {name} {values[name]:8.3g} (target {target:g})  training {loop_s:7.1f} s  "
         f"eval {evaluations[-1]['eval_s']:5.1f} s")
-    if values[name] <= target:
+    if reached(name, values[name], target):
       break
-  best = min(evaluations, key=lambda e: e[name])
-  reached = best[name] <= target
-  return {"model": model, "metric": name, "target": target, "reached": reached,
-          "steps_to_target": evaluations[-1]["step"] if reached else None,
-          "time_to_target_s": round(loop_s, 1) if reached else None,
+  best = (max if name in HIGHER_IS_BETTER else min)(evaluations, key=lambda e: e[name])
+  met = reached(name, best[name], target)
+  return {"model": model, "metric": name, "target": target, "reached": met,
+          "steps_to_target": evaluations[-1]["step"] if met else None,
+          "time_to_target_s": round(loop_s, 1) if met else None,
           "best": {"value": best[name], "step": best["step"]},
           "steps_trained": evaluations[-1]["step"], "train_s": round(loop_s, 1),
           "compile_s": round(sum(e["compile_s"] for e in evaluations), 1),
@@ -131,17 +162,20 @@ def measure(model: str, target: float, *, every: int, max_steps: int, workdir, s
           "protocol": protocol, "evaluations": evaluations, "workdir": str(workdir)}
 
 
-def run(models, targets: dict, *, every: int, max_steps: dict, workdir, settings: dict, configs=None,
+def run(models, targets: dict, *, every: int | dict, max_steps: dict, workdir, settings: dict, configs=None,
         log=print) -> dict:
-  """The header (device, versions, settings) and one `measure` record per model."""
+  """The header (device, versions, settings) and one `measure` record per model; `every` is one interval for all
+  or one per model."""
+  every = every if isinstance(every, dict) else {m: every for m in models}
   env = provenance.environment()
   device = jax.devices()[0]
   header = {"date": datetime.date.today().isoformat(), "device": env["device"], "device_kind": device.device_kind,
             "platform": jax.default_backend(), "cpu": env["cpu"], "versions": env["versions"], "malloc": env["malloc"],
-            "targets": {m: {METRICS[m]: targets[m]} for m in models}, "settings": settings, "every": every,
+            "targets": {m: {METRICS[m]: targets[m]} for m in models}, "settings": settings,
+            "every": {m: every[m] for m in models},
             "load_avg_start": [round(x, 2) for x in os.getloadavg()]}
   log(f"# {env['device']}, {env['cpu']}; malloc {env['malloc']}; evaluating every {every} steps; workdir {workdir}")
-  records = [measure(m, targets[m], every=every, max_steps=max_steps[m], workdir=workdir, settings=settings,
+  records = [measure(m, targets[m], every=every[m], max_steps=max_steps[m], workdir=workdir, settings=settings,
                      config=(configs or {}).get(m), log=log) for m in models]
   return {**header, "load_avg_end": [round(x, 2) for x in os.getloadavg()], "records": records}
 
@@ -151,29 +185,30 @@ def summary(result: dict) -> str:
   s = result["settings"]
   lines = [f"# Time to quality: {where(result)}, {result['date']}{' (QUICK)' if result.get('quick') else ''}", "",
            f"{result['device']}, {result['cpu']}; jax {result['versions']['jax']}. Evaluated every "
-           f"{result['every']} training steps. FID: classifier features, {s['fid_samples']} samples against "
-           f"{s['fid_reference']} test images. −ELBO: {s['elbo_examples']} binarized test images, {s['elbo_k']} "
-           f"draws of z each (nats).", "",
+           f"{_intervals(result['every'])} training steps. FID: classifier features, {s['fid_samples']} samples "
+           f"against {s['fid_reference']} test images. −ELBO: {s['elbo_examples']} binarized test images, "
+           f"{s['elbo_k']} draws of z each (nats)."
+           + (f" Label accuracy: {s['label_samples']} samples." if "label_samples" in s else ""), "",
            "| model | metric | target | reached at step | time to target | best (step) | steps trained | "
            "training loop | of it compiling | train() calls | evaluation (not counted) |",
            "|---|---|---|---|---|---|---|---|---|---|---|"]
   for r in result["records"]:
-    reached = (f"{r['steps_to_target']}", f"{r['time_to_target_s']:.0f} s") if r["reached"] else ("not reached", "—")
-    lines.append(f"| {r['model']} | {LABELS[r['metric']]} | ≤ {r['target']:g} | {reached[0]} | {reached[1]} | "
-                 f"{r['best']['value']:.2f} ({r['best']['step']}) | {r['steps_trained']} | {r['train_s']:.0f} s | "
-                 f"{r['compile_s']:.0f} s | {r['train_calls_s']:.0f} s | {r['eval_s']:.0f} s |")
+    at = (f"{r['steps_to_target']}", f"{r['time_to_target_s']:.0f} s") if r["reached"] else ("not reached", "—")
+    lines.append(f"| {r['model']} | {LABELS[r['metric']]} | {sign(r['metric'])} {r['target']:g} | {at[0]} | "
+                 f"{at[1]} | {r['best']['value']:.4g} ({r['best']['step']}) | {r['steps_trained']} | "
+                 f"{r['train_s']:.0f} s | {r['compile_s']:.0f} s | {r['train_calls_s']:.0f} s | {r['eval_s']:.0f} s |")
   lines += ["", "Time to target: the training loop's wall time summed over segments (`train_s + compile_s` of each "
             "`train.train` call), evaluation excluded. Each segment compiles the step again (\"of it compiling\"); "
             "an uninterrupted run would compile once. \"train() calls\" adds the setup around each loop (loading "
             "data, building and restoring the state, the curves picture). The target is checked every "
-            f"{result['every']} steps, so it may have been crossed up to that many steps earlier.", ""]
+            f"{_intervals(result['every'])} steps, so it may have been crossed up to that many steps earlier.", ""]
   for r in result["records"]:
     se = "neg_elbo_se" in r["evaluations"][0]
     lines += [f"## {r['model']}: {LABELS[r['metric']]} by step", "",
               f"| step | {r['metric']}{' ± standard error' if se else ''} | training s (cumulative) | eval s | "
               "load average (1 min) |", "|---|---|---|---|---|"]
     for e in r["evaluations"]:
-      value = f"{e[r['metric']]:.2f}" + (f" ± {e['neg_elbo_se']:.2f}" if se else "")
+      value = f"{e[r['metric']]:.4g}" + (f" ± {e['neg_elbo_se']:.2f}" if se else "")
       lines.append(f"| {e['step']} | {value} | {e['cumulative_s']:.0f} | {e['eval_s']:.0f} | "
                    f"{e['load_avg_1min']:.2f} |")
     lines.append("")
@@ -182,6 +217,15 @@ def summary(result: dict) -> str:
   if result.get("note"):
     lines += ["", result["note"]]
   return "\n".join(lines) + "\n"
+
+
+def _intervals(every) -> str:
+  """`every` of a result: one interval (older files, or --every) or one per model."""
+  if not isinstance(every, dict):
+    return str(every)
+  if len(set(every.values())) == 1:
+    return str(next(iter(every.values())))
+  return ", ".join(f"{v} ({m})" for m, v in every.items())
 
 
 def write(result: dict, out_dir) -> pathlib.Path:
@@ -201,9 +245,14 @@ def main(argv=None) -> int:
   p.add_argument("--gan-fid", type=float, default=None, help=f"target classifier FID (default {TARGETS['gan']:g})")
   p.add_argument("--vae-neg-elbo", type=float, default=None,
                  help=f"target test negative ELBO in nats (default {TARGETS['vae']:g})")
+  p.add_argument("--cvae-accuracy", type=float, default=None,
+                 help=f"target label accuracy of cvae (default {TARGETS['cvae']:g})")
+  p.add_argument("--cgan-accuracy", type=float, default=None,
+                 help=f"target label accuracy of cgan (default {TARGETS['cgan']:g})")
   p.add_argument("--max-steps", type=int, default=0, help="step budget per model; default twice its experiment's "
                  "train.steps (QUICK: 300)")
-  p.add_argument("--every", type=int, default=0, help="steps between evaluations (default 250; QUICK: 100)")
+  p.add_argument("--every", type=int, default=0, help="steps between evaluations, for every model (default 250 for "
+                 "gan and vae, 1000 for cvae and cgan; QUICK: 100)")
   p.add_argument("--workdir", default="", help="runs go to WORKDIR/<model>; default a new directory under "
                  "runs/bench-quality")
   p.add_argument("--note", default="", help="a sentence for the results, e.g. what else shared the machine")
@@ -216,8 +265,9 @@ def main(argv=None) -> int:
           file=sys.stderr)
     return 2
   targets = dict(QUICK_TARGETS if a.quick else TARGETS)
-  targets.update({m: v for m, v in (("gan", a.gan_fid), ("vae", a.vae_neg_elbo)) if v is not None})
-  every = a.every or (100 if a.quick else 250)
+  targets.update({m: v for m, v in (("gan", a.gan_fid), ("vae", a.vae_neg_elbo), ("cvae", a.cvae_accuracy),
+                                    ("cgan", a.cgan_accuracy)) if v is not None})
+  every = {m: a.every or (100 if a.quick else EVERY[m]) for m in models}
   max_steps = {m: a.max_steps or (300 if a.quick else
                                   2 * cfg.model_config(m).train.steps) for m in models}
   settings = dict(QUICK_SETTINGS if a.quick else SETTINGS)
@@ -235,7 +285,7 @@ def main(argv=None) -> int:
   result.update(quick=a.quick, note=a.note, wall_s=round(time.perf_counter() - t0, 1))
   path = write(result, a.out_dir)
   for r in result["records"]:
-    print(f"{r['model']}: {r['metric']} <= {r['target']:g} " + (
+    print(f"{r['model']}: {r['metric']} {'>=' if r['metric'] in HIGHER_IS_BETTER else '<='} {r['target']:g} " + (
         f"reached at step {r['steps_to_target']} after {r['time_to_target_s']:.0f} s of training" if r["reached"]
         else f"not reached in {r['steps_trained']} steps (best {r['best']['value']:.2f} at step {r['best']['step']})"))
   print(f"bench-quality: {result['wall_s']:.0f} s in all -> {path} and .md; checkpoints in {workdir}")

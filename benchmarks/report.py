@@ -281,28 +281,38 @@ def make_train() -> list[str]:
 def quality() -> list[str]:
   got = newest(SOURCES["quality"], lambda r: [(q["model"], q) for q in r["records"]])
   tags = tagged([f for f, _ in got.values()])
-  names = {"fid": "classifier FID", "neg_elbo": "test −ELBO (nats)"}
+  names = {"fid": "classifier FID", "neg_elbo": "test −ELBO (nats)", "label_accuracy": "label accuracy"}
   rows = []
   for model, (name, q) in got.items():
     evals = q["evaluations"]
     def value(e, q=q):
-      v = f"{e[q['metric']]:.1f}"
+      v = f"{e[q['metric']]:.3f}" if q["metric"] == "label_accuracy" else f"{e[q['metric']]:.1f}"
       return v + (f" ± {e[q['metric'] + '_se']:.1f}" if q["metric"] + "_se" in e else "")
     if q["reached"]:
       at = [i for i, e in enumerate(evals) if e["step"] == q["steps_to_target"]][0]
       there = value(evals[at]) + (f" ({value(evals[at - 1])} at {evals[at - 1]['step']})" if at else "")
       reached, time = str(q["steps_to_target"]), seconds(q["time_to_target_s"])
     else:
-      there, reached, time = f"best {q['best']['value']:.1f} at {q['best']['step']}", "not reached", "—"
-    rows.append([f"`{model}`", f"{names.get(q['metric'], q['metric'])} ≤ {q['target']:g}", reached, time, there,
+      best = value({q["metric"]: q["best"]["value"]})
+      there, reached, time = f"best {best} at {q['best']['step']}", "not reached", "—"
+    sign = "≥" if q["metric"] == "label_accuracy" else "≤"
+    rows.append([f"`{model}`", f"{names.get(q['metric'], q['metric'])} {sign} {q['target']:g}", reached, time, there,
                  f"{q['compile_s']:.0f} s over {len(evals)} segments", f"{q['eval_s']:.0f} s", tags[name]])
   settings = load(next(iter(tags)))["settings"]
   return [*table(["model", "target", "reached at step", "time to target", "value there (the check before)",
                   "of it compiling", "evaluation (not counted)", "run"], rows), "",
-          "Checked every " + ", ".join(f"{load(nm)['every']} steps (*{t}*)" for nm, t in tags.items())
+          "Checked every " + ", ".join(f"{_every(load(nm)['every'])} steps (*{t}*)" for nm, t in tags.items())
           + f"; FID of {settings['fid_samples']} samples against {settings['fid_reference']} test images, −ELBO of "
           f"{settings['elbo_examples']} binarized test images with {settings['elbo_k']} draws of z each. "
           + sources_line(tags, peak=False)]
+
+
+def _every(every) -> str:
+  """A quality file's evaluation interval: one for all its models, or one per model."""
+  if not isinstance(every, dict):
+    return str(every)
+  return str(next(iter(every.values()))) if len(set(every.values())) == 1 else ", ".join(
+      f"{v} ({m})" for m, v in every.items())
 
 
 def _scale(section: str):

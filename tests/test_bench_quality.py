@@ -12,7 +12,7 @@ from conftest import small_config  # noqa: E402
 
 from genjax import xla  # noqa: E402
 
-TINY = {"fid_samples": 100, "fid_reference": 200, "elbo_examples": 20, "elbo_k": 2, "seed": 0}
+TINY = {"fid_samples": 100, "fid_reference": 200, "elbo_examples": 20, "elbo_k": 2, "label_samples": 50, "seed": 0}
 
 
 def test_gan_stops_at_its_target_and_vae_reports_a_missed_one(untrained_feature_net, tmp_path):
@@ -51,6 +51,25 @@ def test_gan_stops_at_its_target_and_vae_reports_a_missed_one(untrained_feature_
   assert "| gan | classifier FID | ≤ 1e+09 | 4 |" in md
   assert "| vae | test −ELBO (nats) | ≤ 0 | not reached | — |" in md and "| 8 | " in md
   assert "Shared with a test run." in md
+
+
+def test_a_label_accuracy_is_reached_at_or_above_its_target(untrained_feature_net, tmp_path):
+  """Higher is better for the conditional models' label accuracy: a target of 0 is met at the first evaluation, one
+  above 1 never, and the best is the highest; each interval is the model's own."""
+  configs = {"cgan": small_config("cgan"), "cvae": small_config("cvae")}
+  result = quality.run(["cgan", "cvae"], {"cgan": 0.0, "cvae": 1.01}, every={"cgan": 4, "cvae": 2},
+                       max_steps={"cgan": 8, "cvae": 4}, workdir=tmp_path / "runs", settings=TINY, configs=configs,
+                       log=lambda *_: None)
+  cgan, cvae = result["records"]
+  assert result["every"] == {"cgan": 4, "cvae": 2} and cgan["metric"] == cvae["metric"] == "label_accuracy"
+  assert cgan["reached"] and cgan["steps_to_target"] == cgan["steps_trained"] == 4
+  assert 0.0 <= cgan["evaluations"][0]["label_accuracy"] <= 1.0
+  assert not cvae["reached"] and [e["step"] for e in cvae["evaluations"]] == [2, 4]
+  assert cvae["best"]["value"] == max(e["label_accuracy"] for e in cvae["evaluations"])
+  md = quality.summary({**result, "quick": False})
+  assert "| cgan | label accuracy | ≥ 0 | 4 |" in md and "| cvae | label accuracy | ≥ 1.01 | not reached |" in md
+  assert "Evaluated every 4 (cgan), 2 (cvae) training steps" in md
+  assert quality.reached("label_accuracy", 0.97, 0.97) and not quality.reached("fid", 20.01, 20.0)
 
 
 @pytest.mark.parametrize("args, message", [(["--models", "ae"], "no quality target for 'ae'"),
