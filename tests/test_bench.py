@@ -179,6 +179,22 @@ def test_pytorch_reference_has_genjax_parameter_counts(name):
   assert torch_count == _genjax_param_count(name)
 
 
+@pytest.mark.parametrize("name", ["gan", "wgan", "wgan_gp"])
+def test_pytorch_gan_references_use_genjaxs_optimizer(name):
+  """The same optimizer, rate and moments as genjax's default config: RMSProp without momentum for wgan, Adam for
+  the others (a reference on another optimizer would time another step)."""
+  torch = pytest.importorskip("torch", reason="the PyTorch reference needs the bench extra (make bench installs it)")
+  import torch_ref
+  o = cfg.model_config(name).optim
+  ref = torch_ref.MODELS[name](name)
+  for opt in (ref.opt_g, ref.opt_d):
+    if o.name == "rmsprop":
+      assert isinstance(opt, torch.optim.RMSprop)
+      assert (opt.defaults["lr"], opt.defaults["alpha"], opt.defaults["momentum"]) == (o.lr, o.b2, o.b1)
+    else:
+      assert isinstance(opt, torch.optim.Adam) and (opt.defaults["lr"], opt.defaults["betas"]) == (o.lr, (o.b1, o.b2))
+
+
 def test_torch_compile_is_fresh_for_each_measurement(monkeypatch):
   """Dynamo's caches are shared by every compiled module. Without a reset per measurement a long run filled them
   and measured the later models' 'torch.compile' steps eagerly; now each measurement compiles afresh, and a filled
