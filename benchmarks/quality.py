@@ -43,6 +43,7 @@ import jax
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from report import every_text  # noqa: E402 -- benchmarks/report.py (standard library only)
 from suite import device_slug, where  # noqa: E402 -- benchmarks/suite.py
 
 from genjax import classifier, data, metrics, train  # noqa: E402
@@ -185,7 +186,7 @@ def summary(result: dict) -> str:
   s = result["settings"]
   lines = [f"# Time to quality: {where(result)}, {result['date']}{' (QUICK)' if result.get('quick') else ''}", "",
            f"{result['device']}, {result['cpu']}; jax {result['versions']['jax']}. Evaluated every "
-           f"{_intervals(result['every'])} training steps. FID: classifier features, {s['fid_samples']} samples "
+           f"{every_text(result['every'])} training steps. FID: classifier features, {s['fid_samples']} samples "
            f"against {s['fid_reference']} test images. −ELBO: {s['elbo_examples']} binarized test images, "
            f"{s['elbo_k']} draws of z each (nats)."
            + (f" Label accuracy: {s['label_samples']} samples." if "label_samples" in s else ""), "",
@@ -201,7 +202,7 @@ def summary(result: dict) -> str:
             "`train.train` call), evaluation excluded. Each segment compiles the step again (\"of it compiling\"); "
             "an uninterrupted run would compile once. \"train() calls\" adds the setup around each loop (loading "
             "data, building and restoring the state, the curves picture). The target is checked every "
-            f"{_intervals(result['every'])} steps, so it may have been crossed up to that many steps earlier.", ""]
+            f"{every_text(result['every'])} steps, so it may have been crossed up to that many steps earlier.", ""]
   for r in result["records"]:
     se = "neg_elbo_se" in r["evaluations"][0]
     lines += [f"## {r['model']}: {LABELS[r['metric']]} by step", "",
@@ -217,15 +218,6 @@ def summary(result: dict) -> str:
   if result.get("note"):
     lines += ["", result["note"]]
   return "\n".join(lines) + "\n"
-
-
-def _intervals(every) -> str:
-  """`every` of a result: one interval (older files, or --every) or one per model."""
-  if not isinstance(every, dict):
-    return str(every)
-  if len(set(every.values())) == 1:
-    return str(next(iter(every.values())))
-  return ", ".join(f"{v} ({m})" for m, v in every.items())
 
 
 def write(result: dict, out_dir) -> pathlib.Path:

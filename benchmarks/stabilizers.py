@@ -25,7 +25,7 @@ import time
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from suite import dated_result, joined_notes, this_device  # noqa: E402 -- benchmarks/suite.py
+from suite import dated_result, during_training, joined_notes, this_device  # noqa: E402 -- benchmarks/suite.py
 
 from genjax import config as cfg  # noqa: E402
 from genjax import train  # noqa: E402
@@ -97,7 +97,7 @@ def measure(name: str, workdir: pathlib.Path, steps: int, num_samples: int, eval
     log(f"{name}: trained {c.train.steps} steps in {time.perf_counter() - t0:.0f} s")
   record = {"variant": name, "what": VARIANTS[name][1], "set": VARIANTS[name][0], "steps": c.train.steps,
             "batch_size": c.train.batch_size, "train_s": json.loads(timing.read_text())["train_s"]}
-  curve = during_curve(run_dir)
+  curve = during_training(run_dir)
   if curve:
     record["eval_every"] = curve
   for raw in ([False, True] if ema else [False]):
@@ -109,13 +109,6 @@ def measure(name: str, workdir: pathlib.Path, steps: int, num_samples: int, eval
     record["raw" if raw else "scores"] = scores
     log(f"{name}{' (raw generator)' if raw else ''}: " + ", ".join(f"{k} {v:.3g}" for k, v in scores.items()))
   return record
-
-
-def during_curve(run_dir: pathlib.Path) -> list[dict]:
-  """train.eval_every's scores in the run's metrics.jsonl: [{step, fid}] (FID of 2000 samples)."""
-  path = run_dir / "metrics.jsonl"
-  rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-  return [{"step": r["step"], "fid": round(r["eval_fid"], 2)} for r in rows if "eval_fid" in r]
 
 
 def main(argv=None) -> int:

@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import functools
+import json
 import pathlib
 import re
 import statistics
@@ -389,6 +390,15 @@ def dated_result(out_dir, device: dict, tag: str) -> pathlib.Path:
 def joined_notes(*notes: str) -> str:
   """The distinct non-empty notes in order: a results file's note after a later run of the same day added one."""
   return " ".join(dict.fromkeys(n for n in notes if n))
+
+
+def during_training(run_dir) -> list[dict]:
+  """train.eval_every's scores in a run's metrics.jsonl, to four significant digits: [{step, <metric>: value}] (the
+  cheap in-loop score: FID of 2000 samples, test -ELBO of 1000 images or test MSE)."""
+  path = pathlib.Path(run_dir) / "metrics.jsonl"
+  rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+  return [{"step": r["step"], **{k.removeprefix("eval_"): float(f"{v:.4g}") for k, v in r.items()
+                                 if k.startswith("eval_")}} for r in rows if any(k.startswith("eval_") for k in r)]
 
 
 def where(result: dict) -> str:

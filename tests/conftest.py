@@ -27,19 +27,13 @@ if _CACHE_OWNED:
   os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="genjax-test-jax-cache-")
   os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"  # the tests' programs compile in well under 1 s
   os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
-  # pytest_unconfigure removes it; atexit too, where the session ended without it (an interrupted run)
+  # removed when this process exits (xdist workers that inherited the directory leave it to the process that made it)
   atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
 
 from genjax import config as cfg  # noqa: E402
-
-
-def pytest_unconfigure(config):
-  """The process that made the compilation cache removes it (xdist workers that inherited it leave it)."""
-  if _CACHE_OWNED:
-    shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 
 
 @pytest.fixture
