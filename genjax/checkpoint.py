@@ -3,12 +3,16 @@ the one-line errors of a checkpoint that cannot be written or read."""
 
 from __future__ import annotations
 
+import atexit
 import errno
 import hashlib
 import json
+import logging
 import os
 import pathlib
 import re
+import sys
+import threading
 
 import jax
 import numpy as np
@@ -38,6 +42,71 @@ def disk_error(e: BaseException) -> str | None:
       return os.strerror(int(m.group(1)))
     e = e.__cause__ or e.__context__
   return None
+
+
+class BackgroundDiskReports:
+  """Holds back what Orbax's and TensorStore's background threads print when a save fails for a disk error.
+
+  A failed async save raises in several threads at once: each prints a traceback (through `threading.excepthook`
+  and `sys.unraisablehook`) or an error log (the `absl` logger), and TensorStore's callbacks into event loops that
+  the failed save already closed raise 'Event loop is closed'. The main thread reports the same failure as one line
+  (WriteFailed) when it next saves or waits. While installed, these reports are held: `reported()` drops them once
+  that line is said; otherwise they are printed at exit, as they would have been. Other exceptions and logs pass
+  through untouched. For the command line's training process; a library caller keeps Python's own hooks."""
+
+  def __init__(self):
+    self.held: list = []
+    self.replaying = self.dropped = False
+    self.default_unraisable, self.default_thread = sys.unraisablehook, threading.excepthook
+
+  @staticmethod
+  def noise(exc) -> bool:
+    """An exception of the failure the main thread reports: a disk error, or a callback into a closed loop."""
+    return exc is not None and (disk_error(exc) is not None or
+                                (isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed"))
+
+  def install(self) -> "BackgroundDiskReports":
+    def unraisable(u):
+      if self.noise(u.exc_value):
+        self.hold(lambda: self.default_unraisable(u))
+      else:
+        self.default_unraisable(u)
+
+    def thread(args):
+      if self.noise(args.exc_value):
+        self.hold(lambda: self.default_thread(args))
+      else:
+        self.default_thread(args)
+
+    sys.unraisablehook, threading.excepthook = unraisable, thread
+    logging.getLogger("absl").addFilter(self.log_filter)
+    atexit.register(self.replay)
+    return self
+
+  def log_filter(self, record: logging.LogRecord) -> bool:
+    if self.replaying or record.levelno < logging.ERROR:
+      return True
+    exc = record.exc_info[1] if record.exc_info else None
+    m = re.search(r"os_error_code='(\d+)'", record.getMessage())
+    if self.noise(exc) or (m and int(m.group(1)) in DISK_ERRNOS):
+      self.hold(lambda: logging.getLogger(record.name).handle(record))
+      return False
+    return True
+
+  def hold(self, emit) -> None:
+    if not self.dropped:
+      self.held.append(emit)
+
+  def reported(self) -> None:
+    """The failure was said as one line: what the background threads print about it is dropped, now and after."""
+    self.dropped = True
+    self.held.clear()
+
+  def replay(self) -> None:
+    self.replaying = True
+    for emit in self.held:
+      emit()
+    self.held.clear()
 
 
 def saved_steps(directory) -> list[int]:

@@ -19,6 +19,9 @@ USAGE = """python -m genjax.main train --model NAME [--dataset NAME] [--workdir 
                                        [--inception PT_INCEPTION.pth]"""
 
 
+BACKGROUND = None  # the training process's held background disk reports (checkpoint.BackgroundDiskReports)
+
+
 def parse(argv):
   parser = argparse.ArgumentParser(prog="genjax", usage=USAGE, description=__doc__)
   parser.add_argument("command", choices=["train", "experiment", "classifier", "eval", "leaderboard"])
@@ -133,7 +136,7 @@ def run(argv) -> int:
   cfg.override(config, overrides)
   workdir = pathlib.Path(args.workdir or f"runs/{args.model}")
 
-  from genjax import parallel, train
+  from genjax import checkpoint, parallel, train
   from genjax.eval import provenance
   parallel.initialize_distributed(config.get("distributed", False))  # before anything touches the backend
   if parallel.is_main():
@@ -141,6 +144,8 @@ def run(argv) -> int:
     unused = provenance.unused_accelerator()
     if unused:
       print(f"genjax: warning: {unused}", file=sys.stderr, flush=True)
+  global BACKGROUND
+  BACKGROUND = checkpoint.BackgroundDiskReports().install()
   result = train.train(config, workdir, quiet=args.quiet)
   if not parallel.is_main():  # in a multi-process run, process 0 speaks for all
     return 0
@@ -156,11 +161,13 @@ def main(argv=None) -> int:
   try:
     return run(sys.argv[1:] if argv is None else argv)
   except UserError as e:
-    print(f"genjax: error: {e}", file=sys.stderr)
     # The error is said in one line: Orbax's, TensorStore's and TensorBoard's abandoned reads, writes and flushes
-    # can still raise in their threads or at exit, which Python would print after it.
+    # can still raise in their threads or at exit, which Python would print around it.
+    if BACKGROUND is not None:
+      BACKGROUND.reported()
     sys.unraisablehook = lambda _: None
     threading.excepthook = lambda _: None
+    print(f"genjax: error: {e}", file=sys.stderr, flush=True)
     return 2
   except KeyboardInterrupt:
     print("genjax: interrupted before training started; nothing was saved", file=sys.stderr)

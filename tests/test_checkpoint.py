@@ -146,3 +146,48 @@ def test_a_flipped_byte_in_an_array_is_caught_by_the_digest(tmp_path):
     else:
       reader.restore(state, 7)  # no digest: what Orbax alone does, silently
     reader.close()
+
+
+BACKGROUND_SCRIPT = """
+import errno, logging, sys, threading
+from genjax import checkpoint
+reports = checkpoint.BackgroundDiskReports().install()
+logging.basicConfig()
+
+def fail(exc):
+  def target():
+    raise exc
+  t = threading.Thread(target=target)
+  t.start()
+  t.join()
+
+class Unraisable:
+  def __del__(self):
+    raise RuntimeError("Event loop is closed")
+
+fail(OSError(errno.ENOSPC, "No space left on device"))
+fail(ValueError("a bug of its own"))
+Unraisable()
+logging.getLogger("absl").error("writing failed [os_error_code='28']")
+logging.getLogger("absl").error("another error")
+print("MAIN DONE", file=sys.stderr, flush=True)
+if sys.argv[1] == "reported":
+  reports.reported()
+"""
+
+
+@pytest.mark.parametrize("reported", [False, True])
+def test_background_disk_reports_are_held_then_dropped_once_reported_or_printed_at_exit(tmp_path, reported):
+  import subprocess
+  import sys
+  r = subprocess.run([sys.executable, "-c", BACKGROUND_SCRIPT, "reported" if reported else "exit"],
+                     capture_output=True, text=True, timeout=120, cwd=pathlib.Path(__file__).resolve().parents[1])
+  assert r.returncode == 0, r.stderr
+  before, _, after = r.stderr.partition("MAIN DONE")
+  # Unrelated failures pass through at once; the disk failure's reports are held.
+  assert "a bug of its own" in before and "another error" in before, r.stderr
+  assert "No space left" not in before and "Event loop is closed" not in before and "os_error_code" not in before
+  if reported:
+    assert after.strip() == "", after
+  else:  # never reported as one line: printed at exit, as Python would have
+    assert "No space left" in after and "Event loop is closed" in after and "os_error_code='28'" in after, after
