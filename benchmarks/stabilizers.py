@@ -65,6 +65,11 @@ VARIANTS = {  # name -> the keys set on the default config, and what it tests
     # (64, 32) runs about 1.75x the images/s of (128, 64) on this CPU.
     "g64_lr2e-3_ema99": ({"model.gen_features": (64, 32), "optim.lr": 2e-3, **EMA_SHORT, "train.steps": 5300},
                          "G with half the channels (64, 32), 5300 steps, learning rate 2e-3, the shorter average"),
+    # The learning rate decayed to 0 over the run by a cosine (optim.schedule), from the peak named.
+    "cos_lr2e-3_ema99": ({"optim.lr": 2e-3, "optim.schedule": "cosine", "optim.decay_steps": 3000, **EMA_SHORT},
+                         "learning rate 2e-3 decayed to 0 by a cosine over the 3000 steps, the shorter average"),
+    "cos_lr4e-3_ema99": ({"optim.lr": 4e-3, "optim.schedule": "cosine", "optim.decay_steps": 3000, **EMA_SHORT},
+                         "learning rate 4e-3 decayed to 0 by a cosine over the 3000 steps, the shorter average"),
     "g64_b64_lr2e-3_ema99": ({"model.gen_features": (64, 32), "optim.lr": 2e-3, "train.batch_size": 64,
                               "step.ema_decay": 0.99, "step.ema_start": 2000, "train.steps": 10600},
                              "G with half the channels, batch 64 and 10600 steps, learning rate 2e-3, the shorter "

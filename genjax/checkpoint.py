@@ -65,7 +65,7 @@ class BackgroundDiskReports:
     return exc is not None and (disk_error(exc) is not None or
                                 (isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed"))
 
-  def install(self) -> "BackgroundDiskReports":
+  def install(self) -> BackgroundDiskReports:
     def unraisable(u):
       if self.noise(u.exc_value):
         self.hold(lambda: self.default_unraisable(u))

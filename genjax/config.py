@@ -175,6 +175,9 @@ def check(config: ml_collections.ConfigDict) -> None:
                     f"'{config.matmul_precision}'")
   if o.get("schedule", "constant") not in ("constant", "cosine", "burda"):
     raise UserError(f"optim.schedule must be constant, cosine or burda, got '{o.schedule}'")
+  if o.get("schedule", "constant") == "cosine" and not o.get("decay_steps", 0) > o.get("warmup_steps", 0):
+    raise UserError(f"optim.schedule=cosine needs optim.decay_steps (the step where the rate reaches 0) above "
+                    f"optim.warmup_steps, got {o.get('decay_steps', 0)}")
   if o.get("schedule", "constant") == "burda" and not o.get("epoch_steps", 0) > 0:
     raise UserError("optim.schedule=burda needs optim.epoch_steps, the steps of one epoch (training examples / batch)")
   if t.get("eval_every", 0) < 0:

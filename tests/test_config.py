@@ -119,6 +119,15 @@ def test_bad_hyperparameters_are_rejected(key, value):
     cfg.check(c)
 
 
+def test_a_cosine_schedule_needs_its_decay_steps():
+  c = cfg.model_config("gan")
+  c.optim.schedule = "cosine"
+  with pytest.raises(UserError, match="optim.decay_steps"):  # 0: the rate would never be defined
+    cfg.check(c)
+  c.optim.decay_steps = 3000
+  cfg.check(c)
+
+
 def test_bad_arguments():
   with pytest.raises(UserError, match="unrecognized argument"):
     cfg.parse_overrides(["--steps=3"])
