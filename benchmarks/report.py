@@ -457,8 +457,9 @@ def stabilizers() -> list[str]:
     keys = ", ".join(f"`{k}={str(v).lower() if isinstance(v, bool) else v}`" for k, v in q["set"].items()) or "—"
     every = q.get("eval_every", [])
     curve = " → ".join(f"{e['fid']:.0f}" for e in every) or "—"
-    if every and every[0]["step"] != 500:  # another cadence than the table's
-      curve = f"every {every[0]['step']}: {curve}"
+    cadence = q.get("eval_every_steps", every[0]["step"] if every else 500)  # older records: the first point's
+    if every and cadence != 500:  # another cadence than the table's
+      curve = f"every {cadence}: {curve}"
     rows.append([f"`{variant}`", q["what"], keys, f"{raw['fid']:.1f}", f"{avg['fid']:.1f}" if avg else "—",
                  f"{raw['precision']:.2f} / {raw['recall']:.2f}", f"{raw['coverage']:.2f}", f"{raw['class_kl']:.3f}",
                  curve, seconds(q["train_s"]), tags[name]])

@@ -105,6 +105,7 @@ def measure(name: str, workdir: pathlib.Path, steps: int, num_samples: int, eval
   curve = during_training(run_dir)
   if curve:
     record["eval_every"] = curve
+    record["eval_every_steps"] = c.train.eval_every
   for raw in ([False, True] if ema else [False]):
     path = run_dir / ("eval-raw.json" if raw else "eval.json")
     old = json.loads(path.read_text()) if path.exists() else {}

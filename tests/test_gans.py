@@ -195,6 +195,43 @@ def test_feature_matching_step_minimizes_the_matching_loss():
   assert _max_change(state.gen.params, new.gen.params) > 0
 
 
+def test_feature_mmd_is_the_unbiased_mmd_of_median_scaled_features_and_sees_a_collapse_the_mean_misses():
+  from genjax import mmd
+  rng = np.random.default_rng(2)
+  r, f = rng.normal(size=(16, 5)).astype(np.float32), rng.normal(size=(16, 5)).astype(np.float32) + 0.5
+  d2 = ((r[:, None] - r[None]) ** 2).sum(-1)
+  scale = np.sqrt(np.median(d2[np.triu_indices(16, 1)]))
+  expected = mmd.mmd2_unbiased(r / scale, f / scale, losses.FEATURE_MMD_BANDWIDTHS)
+  np.testing.assert_allclose(losses.feature_mmd(r, f), expected, rtol=1e-5)
+  np.testing.assert_allclose(losses.feature_mmd(10 * r, 10 * f), losses.feature_mmd(r, f), rtol=1e-4)  # scale-free
+  # Two modes at +-1 and a generator collapsed onto their mean: the mean matches exactly, the distribution does not.
+  modes = np.repeat(np.array([[1.0, 0.0], [-1.0, 0.0]], np.float32), 32, axis=0) + 0.05 * rng.normal(size=(64, 2))
+  collapsed = 0.05 * rng.normal(size=(64, 2)).astype(np.float32)
+  collapsed -= collapsed.mean(0) - modes.mean(0)
+  assert float(losses.feature_matching(modes, collapsed)) < 1e-10
+  assert float(losses.feature_mmd(modes, collapsed)) > 0.2
+  same = modes[rng.permutation(64)] + 0.05 * rng.normal(size=(64, 2))  # the same two modes, drawn again
+  assert abs(float(losses.feature_mmd(modes, same))) < 0.1 * float(losses.feature_mmd(modes, collapsed))
+
+
+def test_feature_mmd_step_minimizes_the_mmd_of_the_features():
+  c = _config("gan_mlp")
+  batch = _batch()
+  state = _init("gan_mlp", c, batch)
+  rng = jax.random.PRNGKey(0)
+  step = functools.partial(MODELS["gan_mlp"].train_step, feature_mmd=True)
+  new, m = _jit(step)(state, batch, rng)
+  k_g = jax.random.split(jax.random.fold_in(rng, 0))[1]
+  fake = gans.generate(state, k_g, B)
+  feats = lambda x: new.disc.apply_fn(new.disc.variables, x)[1]
+  expected = losses.feature_mmd(feats(batch["image"] * 2 - 1), feats(fake))
+  np.testing.assert_allclose(m["g_loss"], expected, rtol=1e-4)
+  assert _max_change(state.gen.params, new.gen.params) > 0
+  c.step.feature_matching = c.step.feature_mmd = True
+  with pytest.raises(UserError, match="set one"):
+    MODELS["gan_mlp"].validate(c)
+
+
 def test_minibatch_stddev_feature():
   same = jnp.ones((4, 3, 3, 2)) * 0.7
   out = gans.minibatch_stddev(same)

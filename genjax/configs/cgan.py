@@ -28,6 +28,7 @@ def get_config():
   c.step.loss = "non_saturating"  # minimax | non_saturating | hinge | least_squares
   c.step.d_steps = 1
   c.step.feature_matching = False
+  c.step.feature_mmd = False
   c.step.historical_averaging = 0.0
   c.step.r1 = 0.0  # gamma > 0: gamma / 2 x the R1 penalty ||grad_x D(x)||^2 on real images (Mescheder et al. 2018)
   # The generator's moving average draws the samples, over about 1000 updates from update 4000.

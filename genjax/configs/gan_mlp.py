@@ -26,6 +26,7 @@ def get_config():
   c.step.loss = "non_saturating"  # minimax | non_saturating | hinge | least_squares
   c.step.d_steps = 1  # discriminator updates per generator update, each on its own batch of real images
   c.step.feature_matching = False  # G matches the mean of D's features on real images (Salimans et al. 2016)
+  c.step.feature_mmd = False  # G matches the distribution of D's features on real images (their MMD^2)
   c.step.historical_averaging = 0.0  # weight of ||theta - mean of past theta||^2 for both players
   c.step.r1 = 0.0  # gamma > 0: gamma / 2 x the R1 penalty ||grad_x D(x)||^2 on real images (Mescheder et al. 2018)
   # The generator's moving average draws the samples, over about 1000 updates from update 4000.

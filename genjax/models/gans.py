@@ -144,6 +144,9 @@ def validate_common(config) -> None:
     raise UserError("step.r1 needs D to score each example on its own: model.minibatch_std must be False")
   if not 0.0 <= s.get("ema_decay", 0.0) < 1.0:
     raise UserError(f"step.ema_decay must be in [0, 1) (0: no generator average), got {s.ema_decay}")
+  if s.get("feature_matching", False) and s.get("feature_mmd", False):
+    raise UserError("step.feature_matching (the features' mean) and step.feature_mmd (their MMD) are two versions of "
+                    "G's loss: set one")
   if "clip" in s and not s.clip > 0:
     raise UserError(f"step.clip must be positive, got {s.clip}")
 
@@ -360,7 +363,8 @@ def split_minibatches(x, n: int):
 
 def train_step(state: AdversarialState, batch, rng, *, loss: str = "non_saturating", d_steps: int = 1,
                feature_matching: bool = False, historical_averaging: float = 0.0, clip: float = 0.0,
-               gp_weight: float = 0.0, r1: float = 0.0, ema_decay: float = 0.0, ema_start: int = 0, axis_name=None):
+               gp_weight: float = 0.0, r1: float = 0.0, ema_decay: float = 0.0, ema_start: int = 0,
+               feature_mmd: bool = False, axis_name=None):
   """`d_steps` updates of D, each on its own B // d_steps real images and as many fresh fakes, then one update of
   G on B // d_steps fakes against the new D.
 
@@ -368,7 +372,9 @@ def train_step(state: AdversarialState, batch, rng, *, loss: str = "non_saturati
   clip > 0: clip D's weights to [-clip, clip] after each update (WGAN). gp_weight > 0: add gp_weight times the
   gradient penalty (WGAN-GP). r1 = gamma > 0: add gamma / 2 times the mean R1 penalty ||grad_x D(x)||^2 at the
   real images (Mescheder et al. 2018). feature_matching: G minimizes ||E f(x) - E f(G(z))||^2 on D's last hidden
-  features (the first real minibatch) instead of its adversarial loss. historical_averaging = w > 0: each player adds
+  features (the first real minibatch) instead of its adversarial loss; feature_mmd: G minimizes the unbiased MMD^2
+  between those features of the real minibatch and of its fakes instead (losses.feature_mmd), which matches their
+  distribution, not only their mean. historical_averaging = w > 0: each player adds
   w ||theta - mean of its past theta||^2. ema_decay = a > 0: after the generator's update, its parameters and
   BatchNorm statistics enter their exponential moving average, ema <- a ema + (1 - a) theta, from generator update
   ema_start on (before it the average is theta itself); `sample`, `decode`, the pictures and `make eval` draw from
@@ -405,9 +411,9 @@ def train_step(state: AdversarialState, batch, rng, *, loss: str = "non_saturati
   def g_loss_fn(params):
     fake, batch_stats = _generate_train(gen, params, latent(k_g, m, state.spec, x.dtype), y, axis_name)
     logits, fake_feats = _disc(disc, d_params, fake, y, k_drop)
-    if feature_matching:
+    if feature_matching or feature_mmd:
       _, real_feats = _disc(disc, d_params, x, y, jax.random.fold_in(k_drop, 1))
-      g = losses.feature_matching(real_feats, fake_feats)
+      g = (losses.feature_mmd if feature_mmd else losses.feature_matching)(real_feats, fake_feats)
     elif loss == "wasserstein":
       g = jnp.mean(losses.wasserstein_generator_loss(logits))
     else:
@@ -437,13 +443,13 @@ def train_step(state: AdversarialState, batch, rng, *, loss: str = "non_saturati
 
 def adversarial_train_step(state: AdversarialState, batch, rng, *, loss: str = "non_saturating", d_steps: int = 1,
                            feature_matching: bool = False, historical_averaging: float = 0.0, r1: float = 0.0,
-                           ema_decay: float = 0.0, ema_start: int = 0, axis_name=None):
+                           ema_decay: float = 0.0, ema_start: int = 0, feature_mmd: bool = False, axis_name=None):
   """The `train_step` of `gan`, `gan_mlp` and `cgan`: `d_steps` discriminator updates on distinct real minibatches,
   then one generator update (see `train_step`). Its keywords are the hyperparameters those families accept in
   `step`; a conditional GAN generates its fakes with the labels of the real minibatch they are scored beside."""
   return train_step(state, batch, rng, loss=loss, d_steps=d_steps, feature_matching=feature_matching,
                     historical_averaging=historical_averaging, r1=r1, ema_decay=ema_decay, ema_start=ema_start,
-                    axis_name=axis_name)
+                    feature_mmd=feature_mmd, axis_name=axis_name)
 
 
 # --- evaluation and sampling -----------------------------------------------------------------------------------
