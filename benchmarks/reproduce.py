@@ -130,12 +130,31 @@ def judged(t: Target, scores: dict, wall_s: float) -> dict:
   return out
 
 
+def _flat(d: dict, prefix: str = "") -> dict:
+  out = {}
+  for k, v in d.items():
+    out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+  return out
+
+
+def _off(v) -> bool:
+  """An option's value that leaves training as it was before the option existed: False, 0, "" or None."""
+  return v is None or v is False or v == "" or (isinstance(v, (int, float)) and v == 0)
+
+
+def same_config(saved: dict, today: dict) -> bool:
+  """Whether a run's saved config trains what today's target config does: every key of both equal, and a key of
+  one only (an option added or removed since) at its off value, as genjax's options default to off."""
+  a, b = _flat(saved), _flat(today)
+  return all(a[k] == b[k] if k in a and k in b else _off(a[k] if k in a else b[k]) for k in a.keys() | b.keys())
+
+
 def measure(name: str, workdir: pathlib.Path, shared_cpu: bool = False, log=print) -> dict:
   t = TARGETS[name]
   c = target_config(t)
   run_dir = workdir / name
   saved = run_dir / "config.json"
-  if saved.exists() and json.loads(saved.read_text())["config"] != json.loads(c.to_json()):
+  if saved.exists() and not same_config(json.loads(saved.read_text())["config"], json.loads(c.to_json())):
     raise UserError(f"{run_dir} holds a run of another config than target {name}'s today (a default changed?): "
                     "move it away to measure the target again")
   timing = evaluation.training_time(run_dir)

@@ -134,3 +134,19 @@ def test_a_run_of_another_config_is_refused_not_read(tmp_path, capsys):
   (tmp_path / "cvae" / "config.json").write_text(json.dumps({"config": json.loads(c.to_json())}))
   assert reproduce.main(["--targets", "cvae", "--workdir", str(tmp_path), "--out_dir", str(tmp_path)]) == 2
   assert "holds a run of another config than target cvae's today" in capsys.readouterr().err
+
+
+def test_a_run_from_before_an_option_was_added_is_read_when_the_option_is_off():
+  today = json.loads(reproduce.target_config(reproduce.TARGETS["mode_collapse_remedy"]).to_json())
+  older = json.loads(json.dumps(today))
+  del older["step"]["feature_matching"]  # an option the run predates, off today: the same training
+  assert reproduce.same_config(older, today)
+  older = json.loads(json.dumps(today))
+  del older["step"]["feature_mmd"]  # on today: the run trained without it
+  assert not reproduce.same_config(older, today)
+  older["step"]["feature_mmd"], older["step"]["d_steps"] = True, 1
+  assert not reproduce.same_config(older, today)
+  older["step"]["d_steps"], older["step"]["gone"] = 5, 0.0  # an option removed since, off in the run
+  assert reproduce.same_config(older, today)
+  older["step"]["gone"] = 0.5
+  assert not reproduce.same_config(older, today)
