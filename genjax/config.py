@@ -178,6 +178,9 @@ def check(config: ml_collections.ConfigDict) -> None:
   if o.get("schedule", "constant") == "cosine" and not o.get("decay_steps", 0) > o.get("warmup_steps", 0):
     raise UserError(f"optim.schedule=cosine needs optim.decay_steps (the step where the rate reaches 0) above "
                     f"optim.warmup_steps, got {o.get('decay_steps', 0)}")
+  if o.get("decay_start", 0) and not 0 < o.decay_start < o.get("decay_steps", 0):
+    raise UserError(f"optim.decay_start (where the cosine begins) must lie before optim.decay_steps "
+                    f"({o.get('decay_steps', 0)}), got {o.decay_start}")
   if o.get("schedule", "constant") == "burda" and not o.get("epoch_steps", 0) > 0:
     raise UserError("optim.schedule=burda needs optim.epoch_steps, the steps of one epoch (training examples / batch)")
   if t.get("eval_every", 0) < 0:
@@ -199,7 +202,7 @@ def base() -> ml_collections.ConfigDict:
   c.data = ml_collections.ConfigDict({"name": "mnist", "train_limit": 0})
   c.optim = ml_collections.ConfigDict({"name": "adam", "lr": 1e-3, "b1": 0.9, "b2": 0.999, "weight_decay": 0.0,
                                        "grad_clip": 0.0, "schedule": "constant", "warmup_steps": 0,
-                                       "decay_steps": 0,
+                                       "decay_steps": 0, "decay_start": 0,
                                        # the learning rate as part of the optimizer state (set for lr sweeps)
                                        "inject_hyperparams": False})
   c.step = ml_collections.ConfigDict()

@@ -21,10 +21,19 @@ def burda_schedule(lr: float, epoch_steps: int):
 
 def make_tx(optim, lr: float | None = None) -> optax.GradientTransformation:
   """Adam/AdamW/SGD/RMSProp with optional warmup, cosine decay, Burda et al.'s stepped decay and global-norm
-  clipping; `lr` overrides `optim.lr`."""
+  clipping; `lr` overrides `optim.lr`. schedule=cosine: from 0 up to `lr` over warmup_steps (at least one step),
+  then a cosine down to 0 at decay_steps; with decay_start > 0, the warmup (none when warmup_steps is 0), `lr` held
+  until decay_start, then the cosine from `lr` at decay_start to 0 at decay_steps."""
   lr = optim.lr if lr is None else lr
   schedule = lr
-  if optim.get("schedule", "constant") == "cosine":
+  if optim.get("schedule", "constant") == "cosine" and optim.get("decay_start", 0) > 0:
+    # Linear warmup from 0 (if any), the rate held until decay_start, then a cosine to 0 at decay_steps.
+    warmup, start = optim.warmup_steps, max(optim.decay_start, optim.warmup_steps)
+    parts = [optax.linear_schedule(0.0, lr, warmup)] if warmup > 0 else []
+    parts += [optax.constant_schedule(lr)] if start > warmup else []
+    parts += [optax.cosine_decay_schedule(lr, optim.decay_steps - start)]
+    schedule = optax.join_schedules(parts, [warmup] * (warmup > 0) + [start] * (start > warmup))
+  elif optim.get("schedule", "constant") == "cosine":
     schedule = optax.warmup_cosine_decay_schedule(0.0, lr, max(optim.warmup_steps, 1), optim.decay_steps)
   elif optim.get("schedule", "constant") == "burda":
     schedule = burda_schedule(lr, optim.epoch_steps)

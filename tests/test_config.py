@@ -7,6 +7,8 @@ import subprocess
 import sys
 import tomllib
 
+import jax
+import numpy as np
 import pytest
 
 from genjax import config as cfg
@@ -126,6 +128,29 @@ def test_a_cosine_schedule_needs_its_decay_steps():
     cfg.check(c)
   c.optim.decay_steps = 3000
   cfg.check(c)
+  c.optim.decay_start = 3000
+  with pytest.raises(UserError, match="optim.decay_start"):
+    cfg.check(c)
+
+
+@pytest.mark.parametrize("warmup", [0, 100])
+def test_a_cosine_from_decay_start_holds_the_rate_then_falls_to_zero(warmup):
+  from genjax import optim
+  c = cfg.model_config("gan")
+  c.optim.schedule, c.optim.lr, c.optim.decay_steps, c.optim.decay_start = "cosine", 2e-3, 1000, 400
+  c.optim.warmup_steps = warmup
+  cfg.check(c)
+  rates = []
+  tx = optim.make_tx(c.optim)
+  params = {"w": jax.numpy.zeros(())}
+  state = tx.init(params)
+  for _ in range(1001):  # for a constant gradient Adam's bias-corrected step is the learning rate itself
+    updates, state = tx.update({"w": jax.numpy.ones(())}, state, params)
+    rates.append(-float(updates["w"]))
+  rates = np.array(rates)
+  expected = [2e-3 * (0.5 * (1 + np.cos(np.pi * (t - 400) / 600)) if t >= 400 else
+                      (min(t / warmup, 1.0) if warmup else 1.0)) for t in range(1001)]
+  np.testing.assert_allclose(rates, expected, rtol=2e-3, atol=1e-9)
 
 
 def test_bad_arguments():
