@@ -68,8 +68,12 @@ VARIANTS = {  # name -> the keys set on the default config, and what it tests
     # Around the default (learning rate 2e-3, the shorter average): Adam's b2, and D faster than G (TTUR).
     "lr2e-3_b2_99_ema99": ({"optim.lr": 2e-3, "optim.b2": 0.99, **EMA_SHORT},
                            "learning rate 2e-3 with Adam's b2 0.99 (0.999 by default), the shorter average"),
+    "lr2e-3_b2_9_ema99": ({"optim.lr": 2e-3, "optim.b2": 0.9, **EMA_SHORT},
+                          "learning rate 2e-3 with Adam's b2 0.9 (as WGAN-GP), the shorter average"),
     "lr2e-3_d4e-3_ema99": ({"optim.lr": 2e-3, "optim.lr_d": 4e-3, **EMA_SHORT},
                            "TTUR around the default: lr_g 2e-3, lr_d 4e-3, the shorter average"),
+    "lr2e-3_d3_ema99": ({"optim.lr": 2e-3, "model.disc_features": (32, 64, 128), **EMA_SHORT},
+                        "a third conv layer in D (32, 64, 128 channels), learning rate 2e-3, the shorter average"),
     # The learning rate decayed to 0 over the run by a cosine (optim.schedule), from the peak named.
     "cos_lr2e-3_ema99": ({"optim.lr": 2e-3, "optim.schedule": "cosine", "optim.decay_steps": 3000, **EMA_SHORT},
                          "learning rate 2e-3 decayed to 0 by a cosine over the 3000 steps, the shorter average"),
