@@ -75,6 +75,8 @@ VARIANTS = {  # name -> the keys set on the default config, and what it tests
                            "TTUR around the default: lr_g 2e-3, lr_d 4e-3, the shorter average"),
     "lr2e-3_d3_ema99": ({"optim.lr": 2e-3, "model.disc_features": (32, 64, 128), **EMA_SHORT},
                         "a third conv layer in D (32, 64, 128 channels), learning rate 2e-3, the shorter average"),
+    "lr2e-3_b2_9_d3_ema99": ({"optim.lr": 2e-3, "optim.b2": 0.9, "model.disc_features": (32, 64, 128), **EMA_SHORT},
+                             "Adam's b2 0.9 and a third conv layer in D, learning rate 2e-3, the shorter average"),
     # The learning rate decayed to 0 over the run by a cosine (optim.schedule), from the peak named.
     "cos_lr2e-3_ema99": ({"optim.lr": 2e-3, "optim.schedule": "cosine", "optim.decay_steps": 3000, **EMA_SHORT},
                          "learning rate 2e-3 decayed to 0 by a cosine over the 3000 steps, the shorter average"),
