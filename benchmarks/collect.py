@@ -19,23 +19,13 @@ import sys
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from suite import dated_result, this_device  # noqa: E402 -- benchmarks/suite.py
+from suite import dated_result, flat_config, this_device  # noqa: E402 -- benchmarks/suite.py
 
 from genjax import config as cfg  # noqa: E402
 from genjax.eval import provenance  # noqa: E402
 
 SCORES = ("fid", "precision", "recall", "coverage", "class_kl", "classes_covered", "label_accuracy", "nll",
           "neg_elbo", "mse")
-
-
-def _flat(d: dict, prefix: str = "") -> dict:
-  out = {}
-  for k, v in d.items():
-    if isinstance(v, dict):
-      out.update(_flat(v, f"{prefix}{k}."))
-    else:
-      out[f"{prefix}{k}"] = tuple(v) if isinstance(v, list) else v
-  return out
 
 
 def record(run_dir: pathlib.Path) -> dict:
@@ -45,8 +35,8 @@ def record(run_dir: pathlib.Path) -> dict:
     raise ValueError(f"{run_dir}: no {', '.join(missing)} (train it with make train and score it with make eval)")
   config = json.loads((run_dir / "config.json").read_text())["config"]
   model = config["model"]["name"]
-  default = _flat(json.loads(cfg.model_config(model).to_json()))
-  keys = {k: v for k, v in _flat(config).items() if default.get(k, object()) != v}
+  default = flat_config(json.loads(cfg.model_config(model).to_json()))
+  keys = {k: v for k, v in flat_config(config).items() if default.get(k, object()) != v}
   timing = json.loads((run_dir / "timing.json").read_text())
   result = json.loads((run_dir / "eval.json").read_text())
   args = " ".join(f"--config.{k}={str(v).lower() if isinstance(v, bool) else str(v).replace(' ', '')}"

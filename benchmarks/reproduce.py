@@ -31,7 +31,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from burda_cost import CONFIG as BURDA_CONFIG  # noqa: E402 -- benchmarks/burda_cost.py
 from burda_cost import PAPER as BURDA_PAPER  # noqa: E402
-from suite import dated_result, during_training, joined_notes, this_device  # noqa: E402 -- benchmarks/suite.py
+from suite import dated_result, during_training, flat_config, joined_notes, this_device  # noqa: E402 -- benchmarks/suite.py
 
 from genjax import config as cfg  # noqa: E402
 from genjax import train  # noqa: E402
@@ -134,13 +134,6 @@ def judged(t: Target, scores: dict, wall_s: float) -> dict:
   return out
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-  out = {}
-  for k, v in d.items():
-    out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-  return out
-
-
 def _off(v) -> bool:
   """An option's value that leaves training as it was before the option existed: False, 0, "" or None."""
   return v is None or v is False or v == "" or (isinstance(v, (int, float)) and v == 0)
@@ -149,7 +142,7 @@ def _off(v) -> bool:
 def same_config(saved: dict, today: dict) -> bool:
   """Whether a run's saved config trains what today's target config does: every key of both equal, and a key of
   one only (an option added or removed since) at its off value, as genjax's options default to off."""
-  a, b = _flat(saved), _flat(today)
+  a, b = flat_config(saved), flat_config(today)
   return all(a[k] == b[k] if k in a and k in b else _off(a[k] if k in a else b[k]) for k in a.keys() | b.keys())
 
 

@@ -392,6 +392,17 @@ def joined_notes(*notes: str) -> str:
   return " ".join(dict.fromkeys(n for n in notes if n))
 
 
+def flat_config(d: dict, prefix: str = "") -> dict:
+  """A config's JSON dict as {"section.key": value}, lists as tuples (as ConfigDict holds them)."""
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(flat_config(v, f"{prefix}{k}."))
+    else:
+      out[f"{prefix}{k}"] = tuple(v) if isinstance(v, list) else v
+  return out
+
+
 def during_training(run_dir) -> list[dict]:
   """train.eval_every's scores in a run's metrics.jsonl, to four significant digits: [{step, <metric>: value}] (the
   cheap in-loop score: FID of 2000 samples, test -ELBO of 1000 images or test MSE)."""

@@ -179,20 +179,29 @@ def test_feature_matching_matches_formula():
   assert float(losses.feature_matching(r, r[::-1])) < 1e-10  # same mean, any order
 
 
-def test_feature_matching_step_minimizes_the_matching_loss():
+@pytest.mark.parametrize("option,loss", [("feature_matching", losses.feature_matching),
+                                         ("feature_mmd", losses.feature_mmd)])
+def test_a_feature_loss_step_minimizes_that_loss(option, loss):
   c = _config("gan_mlp")
   batch = _batch()
   state = _init("gan_mlp", c, batch)
   rng = jax.random.PRNGKey(0)
-  step = functools.partial(MODELS["gan_mlp"].train_step, feature_matching=True)
+  step = functools.partial(MODELS["gan_mlp"].train_step, **{option: True})
   new, m = _jit(step)(state, batch, rng)
   # G's loss: the formula on the updated D's features of the real batch and of G(z), z from the step's G key
   k_g = jax.random.split(jax.random.fold_in(rng, 0))[1]
   fake = gans.generate(state, k_g, B)
   feats = lambda x: new.disc.apply_fn(new.disc.variables, x)[1]
-  expected = losses.feature_matching(feats(batch["image"] * 2 - 1), feats(fake))
+  expected = loss(feats(batch["image"] * 2 - 1), feats(fake))
   np.testing.assert_allclose(m["g_loss"], expected, rtol=1e-4)
   assert _max_change(state.gen.params, new.gen.params) > 0
+
+
+def test_feature_matching_and_feature_mmd_are_one_or_the_other():
+  c = _config("gan_mlp")
+  c.step.feature_matching = c.step.feature_mmd = True
+  with pytest.raises(UserError, match="set one"):
+    MODELS["gan_mlp"].validate(c)
 
 
 def test_feature_mmd_is_the_unbiased_mmd_of_median_scaled_features_and_sees_a_collapse_the_mean_misses():
@@ -212,24 +221,6 @@ def test_feature_mmd_is_the_unbiased_mmd_of_median_scaled_features_and_sees_a_co
   assert float(losses.feature_mmd(modes, collapsed)) > 0.2
   same = modes[rng.permutation(64)] + 0.05 * rng.normal(size=(64, 2))  # the same two modes, drawn again
   assert abs(float(losses.feature_mmd(modes, same))) < 0.1 * float(losses.feature_mmd(modes, collapsed))
-
-
-def test_feature_mmd_step_minimizes_the_mmd_of_the_features():
-  c = _config("gan_mlp")
-  batch = _batch()
-  state = _init("gan_mlp", c, batch)
-  rng = jax.random.PRNGKey(0)
-  step = functools.partial(MODELS["gan_mlp"].train_step, feature_mmd=True)
-  new, m = _jit(step)(state, batch, rng)
-  k_g = jax.random.split(jax.random.fold_in(rng, 0))[1]
-  fake = gans.generate(state, k_g, B)
-  feats = lambda x: new.disc.apply_fn(new.disc.variables, x)[1]
-  expected = losses.feature_mmd(feats(batch["image"] * 2 - 1), feats(fake))
-  np.testing.assert_allclose(m["g_loss"], expected, rtol=1e-4)
-  assert _max_change(state.gen.params, new.gen.params) > 0
-  c.step.feature_matching = c.step.feature_mmd = True
-  with pytest.raises(UserError, match="set one"):
-    MODELS["gan_mlp"].validate(c)
 
 
 def test_minibatch_stddev_feature():
