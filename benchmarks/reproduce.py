@@ -38,6 +38,9 @@ from genjax import train  # noqa: E402
 from genjax.errors import UserError  # noqa: E402
 from genjax.eval import provenance  # noqa: E402
 from genjax.eval import run as evaluation  # noqa: E402
+from genjax.lab import load as load_experiments  # noqa: E402
+
+MODE_COLLAPSE = load_experiments(HERE.parent / "experiments" / "gans.py")  # the mode_collapse experiment's settings
 
 OPS = {"<=": operator.le, ">=": operator.ge, "==": operator.eq}
 
@@ -84,32 +87,35 @@ TARGETS = {
     # Issue 23 asks for half the leaderboard's FID; the leaderboard has no wgan or wgan_gp run, so these measure it.
     "wgan": Target("WGAN (Arjovsky et al.), `make train MODEL=wgan`", "wgan", {}, shows=GAN_SCORES),
     "wgan_gp": Target("WGAN-GP (Gulrajani et al.), `make train MODEL=wgan_gp`", "wgan_gp", {}, shows=GAN_SCORES),
+    # The mode_collapse experiment's two runs, with its settings (experiments/gans.py: COLLAPSE, REMEDY, STEPS).
     "mode_collapse_remedy": Target(
-        "mode_collapse: a slow D (lr_d 2e-5) with the remedy", "gan_mlp",
+        "mode_collapse: a slow D (lr_d 2e-5) with the remedy", MODE_COLLAPSE.REMEDY[0],
         {"classes_covered": (">=", 10), "class_kl": ("<=", 0.05)},
-        set={"optim.lr_d": 2e-5, "step.feature_mmd": True, "model.minibatch_std": True, "step.d_steps": 5,
-             "train.steps": 24000},
-        shows=GAN_SCORES),
-    "mode_collapse_collapsed": Target("mode_collapse: a slow D (lr_d 2e-5), no remedy", "gan_mlp", {},
-                                      set={"optim.lr_d": 2e-5, "train.steps": 24000}, shows=GAN_SCORES),
+        set={**MODE_COLLAPSE.REMEDY[1], "train.steps": MODE_COLLAPSE.STEPS}, shows=GAN_SCORES),
+    "mode_collapse_collapsed": Target(
+        "mode_collapse: a slow D (lr_d 2e-5), no remedy", MODE_COLLAPSE.COLLAPSE[0], {},
+        set={**MODE_COLLAPSE.COLLAPSE[1], "train.steps": MODE_COLLAPSE.STEPS}, shows=GAN_SCORES),
 }
 # Burda, Grosse and Salakhutdinov (2015), Table 1: the paper's runs (3280 epochs at batch 20; hours to days here, their
 # cost in benchmarks/burda_cost.py, which also holds the paper's test NLL of each) and shorter ways to the same
 # numbers. Goals: about 0.5 nats above the paper's test NLL (make eval's k = 5000 bound on all 10,000 test images), as
 # issue 23 set them.
-BURDA = {  # name -> (stochastic layers, k, the goal, keys set on burda / burda2, what)
+BURDA = {  # name -> (stochastic layers, k, the goal, keys set on burda / burda2, what[, another config])
     "burda_vae": (1, 1, 87.3, {}, "the paper's schedule"),
     "burda_vae_b500": (1, 1, 87.3,
                        {"train.batch_size": 500, "optim.epoch_steps": 120, "train.steps": 393600,
                         "train.checkpoint_every": 6000, "train.eval_every": 12000},
                        "the paper's 3280 epochs at batch 500 (25x fewer steps)"),
+    "burda_vae_b500_lr3e-3": (1, 1, 87.3, {}, "the paper's 3280 epochs at batch 500, its learning rates times 3 "
+                              "(genjax/configs/burda_b500.py)", "burda_b500"),
     "burda_iwae5": (1, 5, 86.0, {}, "the paper's schedule"),
     "burda_iwae50": (1, 50, 85.3, {}, "the paper's schedule"),
     "burda2_vae": (2, 1, 85.8, {}, "the paper's schedule"),
     "burda2_iwae50": (2, 50, 83.4, {}, "the paper's schedule"),
 }
-for _name, (_layers, _k, _goal, _set, _what) in BURDA.items():
+for _name, (_layers, _k, _goal, _set, _what, *_other) in BURDA.items():
   _model, _config = BURDA_CONFIG[_layers]
+  _config = _other[0] if _other else _config
   TARGETS[_name] = Target(
       f"Burda et al. Table 1: {_layers} stochastic layer{'s' if _layers > 1 else ''}, "
       + (f"IWAE k = {_k}" if _k > 1 else "VAE") + f"; {_what}", _model, {"nll": ("<=", _goal)}, config=_config,

@@ -21,6 +21,7 @@ NUM_SAMPLES = 10000
 # benchmarks/results/*-mode-collapse-remedies.json.
 COLLAPSE = ("gan_mlp", {"optim.lr_d": 2e-5})
 REMEDY = ("gan_mlp", {"optim.lr_d": 2e-5, "step.feature_mmd": True, "model.minibatch_std": True, "step.d_steps": 5})
+STEPS = 24000  # benchmarks/reproduce.py's mode_collapse_* targets train these settings for as long
 
 
 def _samples(model: str, state, n: int = NUM_SAMPLES) -> np.ndarray:
@@ -68,7 +69,7 @@ def mode_collapse(lab: Lab) -> dict:
   Hardware: 2-core AMD EPYC CPU (no accelerator); results.json records the wall time, each model's steps,
             training time and images/s, and the software and device.
   """
-  return _compare(lab, "mode_collapse", {"collapsed": (*COLLAPSE, 24000, 300), "remedy": (*REMEDY, 24000, 300)})
+  return _compare(lab, "mode_collapse", {"collapsed": (*COLLAPSE, STEPS, 300), "remedy": (*REMEDY, STEPS, 300)})
 
 
 @experiment
