@@ -80,3 +80,23 @@ def test_bad_arguments_are_one_line_and_exit_2(tmp_path, capsys, args, message):
   err = capsys.readouterr().err
   assert message in err and len(err.strip().splitlines()) == 1
   assert not (tmp_path / "out").exists() and not (tmp_path / "runs").exists()
+
+
+def test_burda_vae_is_scored_by_make_evals_nll_and_trains_the_b500_schedule(tmp_path):
+  """burda_vae trains genjax/configs/burda_b500.py (an iwae at k = 1, batch 500, the paper's 3280 epochs) and is
+  scored by the k-sample bound of make eval's likelihood code, which lies below the ELBO's negative."""
+  c = quality.default_config("burda_vae")
+  assert (c.model.name, c.step.k, c.train.batch_size, c.optim.epoch_steps) == ("iwae", 1, 500, 120)
+  assert c.train.steps == 3280 * 120 and c.optim.schedule == "burda" and c.optim.lr == 3e-3
+  assert "burda_vae" not in quality.DEFAULT_MODELS and "burda_vae" in quality.METRICS
+  settings = {**TINY, "nll_examples": 20, "nll_k": 8}
+  result = quality.run(["burda_vae"], {"burda_vae": 1e9}, every=4, max_steps={"burda_vae": 8},
+                       workdir=tmp_path / "runs", settings=settings,
+                       configs={"burda_vae": small_config("burda_b500")}, log=lambda *_: None)
+  [r] = result["records"]
+  [e] = r["evaluations"]
+  assert r["metric"] == "nll" and r["reached"] and r["steps_to_target"] == 4
+  assert 0 < e["nll"] <= e["neg_elbo"] and r["protocol"]["nll"].startswith("the k=8 importance-weighted bound")
+  md = quality.summary({**result, "quick": False})
+  assert "| burda_vae | test NLL (nats) | ≤ 1e+09 | 4 |" in md
+  assert "NLL: the k = 8 importance-weighted bound on 20 test images." in md
