@@ -20,7 +20,13 @@ def test_every_variant_is_a_valid_gan_config_with_its_keys_set(name):
   for key, value in stabilizers.VARIANTS[name][0].items():
     section, leaf = key.split(".")
     assert c[section][leaf] == value, key
-  assert (c.step.ema_decay > 0) == ("ema" in name)
+  # Named for the average, or built on today's default (stabilizers.NOW), which keeps one.
+  assert (c.step.ema_decay > 0) == ("ema" in name or stabilizers.VARIANTS[name][0].items() >= stabilizers.NOW.items())
+  # The base is the DCGAN of before 2026-12-06, whatever genjax/configs/gan.py holds today: D's two layers, no
+  # minibatch statistic, unless the variant sets them.
+  keys = stabilizers.VARIANTS[name][0]
+  assert c.model.disc_features == keys.get("model.disc_features", (32, 64))
+  assert c.model.minibatch_std == keys.get("model.minibatch_std", False)
 
 
 def test_an_unknown_variant_is_one_line_and_exit_2(capsys):
