@@ -212,13 +212,27 @@ class _MLPDiscriminator(nn.Module):
 
 
 class _DCDiscriminator(nn.Module):
-  def __init__(self):
+  """genjax/models/gan.py's D: 4x4 stride-2 convs padded as flax's SAME (7x7 -> 4x4 pads 1 before and 2 after),
+  LeakyReLU(0.2), the minibatch standard deviation appended as one more channel, a dense logit."""
+
+  def __init__(self, features=(32, 64, 128), minibatch_std=True):
     super().__init__()
-    self.net = nn.Sequential(nn.Conv2d(1, 32, 4, 2, 1), nn.LeakyReLU(0.2), nn.Conv2d(32, 64, 4, 2, 1),
-                             nn.LeakyReLU(0.2), nn.Flatten(), nn.Linear(7 * 7 * 64, 1))
+    layers, c, size = [], 1, 28
+    for f in features:
+      out = -(-size // 2)
+      pad = max((out - 1) * 2 + 4 - size, 0)
+      layers += [nn.ZeroPad2d((pad // 2, pad - pad // 2, pad // 2, pad - pad // 2)), nn.Conv2d(c, f, 4, 2, 0),
+                 nn.LeakyReLU(0.2)]
+      c, size = f, out
+    self.net, self.minibatch_std = nn.Sequential(*layers), minibatch_std
+    self.out = nn.Linear(size * size * (c + minibatch_std), 1)
 
   def forward(self, x, y1h, y):
-    return self.net(x)[:, 0]
+    h = self.net(x)
+    if self.minibatch_std:
+      s = torch.sqrt(h.var(dim=0, unbiased=False) + 1e-8).mean()
+      h = torch.cat([h, s.expand(h.shape[0], 1, *h.shape[2:])], dim=1)
+    return self.out(h.flatten(1))[:, 0]
 
 
 class _GAN:
@@ -230,7 +244,9 @@ class _GAN:
     self.name, self.latent = name, 64
     cond = 10 if name == "cgan" else 0
     self.gen = _DCGenerator() if name == "gan" else _MLPGenerator(cond)
-    self.disc = _DCDiscriminator() if name == "gan" else _MLPDiscriminator(cond)
+    m = cfg.model_config(name).model
+    self.disc = (_DCDiscriminator(tuple(m.disc_features), m.minibatch_std) if name == "gan" else
+                 _MLPDiscriminator(cond))
     self.n_critic = 5 if name.startswith("wgan") else 1
     o = cfg.model_config(name).optim
     if o.name == "rmsprop":  # wgan: no momentum, eps added outside the square root (torch's form and optax's here)

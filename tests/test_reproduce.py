@@ -73,7 +73,7 @@ def test_burda_targets_run_only_when_named_and_their_table_reads_the_runs(tmp_pa
   # the paper's figures are burda_cost.PAPER's (report.py reads them from its result file); the goals 0.5 above
   table = {key: (nll, round(nll + 0.5, 1)) for key, nll in reproduce.BURDA_PAPER.items()}
   assert {(layers, k): (reproduce.TARGETS[name].paper["nll"], goal)
-          for name, (layers, k, goal, _, _) in reproduce.BURDA.items()} == table
+          for name, (layers, k, goal, *_) in reproduce.BURDA.items()} == table
   cost = report.load(report.SOURCES["burda_cost"][-1])["records"]
   assert {(c.get("layers", 1), c["k"]): c["paper_nll"] for c in cost if c.get("paper_nll")} == reproduce.BURDA_PAPER
   assert reproduce.DEFAULT_TARGETS == [n for n in reproduce.TARGETS if not n.startswith("burda")]
@@ -84,6 +84,10 @@ def test_burda_targets_run_only_when_named_and_their_table_reads_the_runs(tmp_pa
   t = reproduce.TARGETS["burda_vae_b500"]
   assert (t.model, t.config, t.goals, t.paper) == ("iwae", "burda", {"nll": ("<=", 87.3)}, {"nll": 86.76})
   assert reproduce.target_config(t).train.batch_size == 500 and reproduce.TARGETS["burda2_iwae50"].model == "iwae2"
+  fast = reproduce.target_config(reproduce.TARGETS["burda_vae_b500_lr3e-3"])  # genjax/configs/burda_b500.py
+  assert (fast.train.batch_size, fast.optim.lr, fast.step.k) == (500, 3e-3, 1)
+  assert reproduce.flat_config(json.loads(fast.to_json())) == {
+      **reproduce.flat_config(json.loads(reproduce.target_config(t).to_json())), "optim.lr": 3e-3}
   stem = "cpu-x-2026-12-06-reproductions"
   rec = {"target": "burda_vae_b500", "what": t.what, "model": "iwae", "set": t.set, "steps": 393600,
          "batch_size": 500, "wall_s": 4000.0, "devices": ["1 x cpu (cpu)"], "scores": {"nll": 87.9},
