@@ -58,7 +58,7 @@ from genjax.eval import conditional, generator, likelihood, provenance, restore 
 METRICS = {"gan": "fid", "vae": "neg_elbo", "cvae": "label_accuracy", "cgan": "label_accuracy", "burda_vae": "nll"}
 DEFAULT_MODELS = ("gan", "vae", "cvae", "cgan")  # burda_vae trains for about an hour here: only when named
 # A model here that is not a model name trains this config (genjax/configs/<config>.py).
-CONFIGS = {"burda_vae": "burda_b500"}  # Burda et al.'s VAE: the fastest way to its goal found on this CPU
+CONFIGS = {"burda_vae": "burda_b500"}  # Burda et al.'s VAE: the fastest schedule tried on this CPU
 HIGHER_IS_BETTER = {"label_accuracy"}  # the others are reached at or below their target
 # Issue 23's for gan, cvae, cgan and burda_vae (Burda et al.'s 86.76 nats plus about 0.5).
 TARGETS = {"gan": 20.0, "vae": 110.0, "cvae": 0.95, "cgan": 0.97, "burda_vae": 87.3}
