@@ -90,6 +90,11 @@ VARIANTS = {  # name -> the keys set on the default config, and what it tests
                        "d3_mbstd with another seed (initialization, batches and noise)"),
     "d3_fmmd": ({**NOW, "model.disc_features": (32, 64, 128), "step.feature_mmd": True},
                 "the default with D's third layer, G trained on the MMD^2 of D's features (feature_mmd)"),
+    # The same wall time as d3_mbstd (the default since 2026-12-06) spent on twice the steps of half the batch; the
+    # generator average spans as many images (200 updates of 64 from step 2000).
+    "d3_mbstd_b64": ({**NOW, "model.disc_features": (32, 64, 128), "model.minibatch_std": True,
+                      "train.batch_size": 64, "train.steps": 6000, "step.ema_decay": 0.995, "step.ema_start": 2000},
+                     "d3_mbstd at batch 64 for 6000 steps, the average over 200 updates from step 2000"),
     # The learning rate decayed to 0 over the run by a cosine (optim.schedule), from the peak named.
     "cos_lr2e-3_ema99": ({"optim.lr": 2e-3, "optim.schedule": "cosine", "optim.decay_steps": 3000, **EMA_SHORT},
                          "learning rate 2e-3 decayed to 0 by a cosine over the 3000 steps, the shorter average"),

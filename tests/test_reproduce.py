@@ -110,6 +110,37 @@ def test_burda_targets_run_only_when_named_and_their_table_reads_the_runs(tmp_pa
       report.burda())
 
 
+def test_a_raw_target_also_scores_its_generator_without_the_average(tmp_path, monkeypatch):
+  """wgan and wgan_gp keep a generator average and are scored twice from one run: the average (the default's
+  samples) and the trained generator itself; a target without `raw` is scored once. The page shows both."""
+  calls = []
+
+  def fake_eval(run_dir, raw_generator=False, **kw):
+    calls.append(raw_generator)
+    return {"step": reproduce.target_config(reproduce.TARGETS[run_dir.name]).train.steps, "settings": {},
+            "fid": 30.0 if raw_generator else 15.0, "precision": 0.5}
+
+  monkeypatch.setattr(reproduce.evaluation, "evaluate_run", fake_eval)
+  monkeypatch.setattr(reproduce.evaluation, "training_time", lambda d: {
+      "steps": reproduce.target_config(reproduce.TARGETS[d.name]).train.steps, "train_s": 10.0})
+  for name in ("wgan", "wgan_gp"):
+    assert reproduce.TARGETS[name].raw and reproduce.target_config(reproduce.TARGETS[name]).step.ema_decay > 0
+  calls.clear()
+  rec = reproduce.measure("wgan_gp", tmp_path, log=lambda *_: None)
+  assert calls == [False, True]
+  assert rec["scores"]["fid"] == 15.0 and rec["raw_scores"] == {"fid": 30.0, "precision": 0.5}
+  calls.clear()
+  assert "raw_scores" not in reproduce.measure("gan", tmp_path, log=lambda *_: None) and calls == [False]
+  stem = "cpu-x-2026-12-06-reproductions"
+  (tmp_path / f"{stem}.json").write_text(json.dumps({"platform": "cpu", "cpu": "x", "versions": {"jax": "0.10.2"},
+                                                     "records": [{**rec, "devices": ["1 x cpu (cpu)"]}]}))
+  monkeypatch.setattr(report, "RESULTS", tmp_path)
+  monkeypatch.setattr(report, "_cache", {})
+  monkeypatch.setitem(report.SOURCES, "reproductions", [stem])
+  row = next(line for line in report.reproductions() if line.startswith("| `wgan_gp`"))
+  assert "FID 15.00, precision 0.500; the generator itself (`--raw_generator`): FID 30.00, precision 0.500" in row
+
+
 def test_the_in_loop_scores_are_recorded_and_drawn_against_training_minutes(tmp_path):
   """train.eval_every's scores go into the record to four significant digits (an MSE of 0.0123 stays itself), and
   the page draws them against the minutes of training at the run's mean rate, thinned to at most ten points."""

@@ -23,8 +23,10 @@ def get_config():
   c.optim.lr_d = c.optim.get_ref("lr") * 1.0
   c.step.n_critic = 5  # critic updates per generator update; the loop gathers batch_size x n_critic images
   c.step.gp_weight = 10.0  # lambda
-  c.step.ema_decay = 0.0  # > 0: the generator's exponential moving average draws the samples (0.999 is common)
-  c.step.ema_start = 0  # generator updates before the average starts (until then it is the generator itself)
+  # The generator's moving average draws the samples (make eval --raw_generator scores the generator itself): a
+  # window of about 1000 generator updates from update 2000. It does not change training, so one run scores both.
+  c.step.ema_decay = 0.999
+  c.step.ema_start = 2000
   c.train.batch_size = 64
   c.train.steps = 6000
   c.train.sample_every = 1000
