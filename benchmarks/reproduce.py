@@ -31,7 +31,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from burda_cost import CONFIG as BURDA_CONFIG  # noqa: E402 -- benchmarks/burda_cost.py
 from burda_cost import PAPER as BURDA_PAPER  # noqa: E402
-from suite import dated_result, during_training, flat_config, joined_notes, this_device  # noqa: E402 -- benchmarks/suite.py
+from suite import dated_result, during_training, flat_config, this_device, write_merged  # noqa: E402 -- benchmarks/suite.py
 
 from genjax import config as cfg  # noqa: E402
 from genjax import train  # noqa: E402
@@ -228,21 +228,21 @@ def main(argv=None) -> int:
     return 2
   where = this_device()
   out = dated_result(a.out_dir, where, "reproductions")
-  before = json.loads(out.read_text()) if out.exists() else {}
   result = {"kind": "reproductions", "date": datetime.date.today().isoformat(), **where,
-            **provenance.environment(), "commands": [*before.get("commands", []),
-                                                     "benchmarks/reproduce.py " + " ".join(argv or sys.argv[1:])],
-            "note": joined_notes(before.get("note", ""), a.note),
-            "records": [r for r in before.get("records", []) if r["target"] not in names]}
+            **provenance.environment(), "commands": ["benchmarks/reproduce.py " + " ".join(argv or sys.argv[1:])],
+            "note": a.note, "records": []}
+  order = list(TARGETS)
   try:
     for name in names:
       result["records"].append(measure(name, pathlib.Path(a.workdir), a.shared_cpu))
-      result["records"].sort(key=lambda r: list(TARGETS).index(r["target"]) if r["target"] in TARGETS else 99)
-      provenance.write_json(out, result, indent=1)  # after each target: a stopped run keeps what it measured
+      # After each target, so that a stopped run keeps what it measured; merged with the records other runs of
+      # today wrote to the file meanwhile.
+      written = write_merged(out, result, "target",
+                             sort=lambda r: order.index(r["target"]) if r["target"] in order else len(order))
   except UserError as e:
     print(f"reproduce: error: {e}", file=sys.stderr)
     return 2
-  print(f"reproduce: {len(result['records'])} targets -> {out}")
+  print(f"reproduce: {len(written['records'])} targets -> {out}")
   return 0
 
 

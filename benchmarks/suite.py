@@ -40,8 +40,10 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import fcntl
 import functools
 import json
+import os
 import pathlib
 import re
 import statistics
@@ -390,6 +392,32 @@ def dated_result(out_dir, device: dict, tag: str) -> pathlib.Path:
 def joined_notes(*notes: str) -> str:
   """The distinct non-empty notes in order: a results file's note after a later run of the same day added one."""
   return " ".join(dict.fromkeys(n for n in notes if n))
+
+
+def write_merged(out, result: dict, key: str, *, sort=None, same: tuple = ()) -> dict:
+  """Writes `result` to the results file `out`, merged with what the file holds at this moment: the file's records
+  whose `key` this result has not measured stay (another run of the same script, the same day, may have written
+  them since this one started), then this result's records (ordered by `sort`, a key function, if given); the
+  commands and notes of both. Where the file differs from `result` in a key of `same` (a setting the records
+  depend on), the file's records are dropped. The read and the write hold an exclusive flock on the folder, so two
+  writers do not interleave. Returns what was written."""
+  out = pathlib.Path(out)
+  out.parent.mkdir(parents=True, exist_ok=True)
+  fd = os.open(out.parent, os.O_RDONLY)
+  try:
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    now = json.loads(out.read_text()) if out.exists() else {}
+    if any(now.get(k) != result.get(k) for k in same):
+      now = {}
+    mine = {r[key] for r in result["records"]}
+    records = [r for r in now.get("records", []) if r[key] not in mine] + list(result["records"])
+    merged = {**result, "commands": list(dict.fromkeys([*now.get("commands", []), *result.get("commands", [])])),
+              "note": joined_notes(now.get("note", ""), result.get("note", "")),
+              "records": sorted(records, key=sort) if sort else records}
+    write_json(out, merged, indent=1)
+  finally:
+    os.close(fd)  # releases the lock
+  return merged
 
 
 def flat_config(d: dict, prefix: str = "") -> dict:

@@ -185,3 +185,34 @@ def test_a_run_from_before_an_option_was_added_is_read_when_the_option_is_off():
   assert reproduce.same_config(older, today)
   older["step"]["gone"] = 0.5
   assert not reproduce.same_config(older, today)
+
+
+def test_two_runs_of_one_day_keep_each_others_records(tmp_path, monkeypatch):
+  """Two `make reproduce` runs of the same day share a results file: each writes after each target, and neither
+  drops what the other wrote after it started (they used to: each rewrote the file as it had read it at its start).
+  A record measured again replaces the old one; target order is kept."""
+  out = tmp_path / "results"
+  run = lambda *targets: reproduce.main(["--targets", ",".join(targets), "--workdir", str(tmp_path / "runs"),
+                                         "--out_dir", str(out)])
+
+  def measure(name, *a, **k):
+    if name == "gan":  # while this run measures gan, another run measures cgan and writes it
+      assert run("cgan") == 0
+    return {"target": name, "value": len(name)}
+
+  monkeypatch.setattr(reproduce, "measure", measure)
+  assert run("cvae") == 0
+  assert run("gan") == 0
+  (path,) = out.glob("*-reproductions.json")
+  merged = json.loads(path.read_text())
+  assert [r["target"] for r in merged["records"]] == ["gan", "cvae", "cgan"]  # all three, in the targets' order
+  assert [c.split("--targets ")[1].split()[0] for c in merged["commands"]] == ["cvae", "cgan", "gan"]
+  assert run("cvae") == 0 and [r["target"] for r in json.loads(path.read_text())["records"]] == ["gan", "cvae", "cgan"]
+  # stabilizers' files depend on --num_samples: a file of another setting is replaced, not merged.
+  result = {"num_samples": 10, "commands": ["b"], "note": "", "records": [{"variant": "x"}]}
+  reproduce.write_merged(tmp_path / "s.json", {**result, "num_samples": 5, "records": [{"variant": "y"}]}, "variant",
+                         same=("num_samples",))
+  assert [r["variant"] for r in reproduce.write_merged(tmp_path / "s.json", result, "variant",
+                                                        same=("num_samples",))["records"]] == ["x"]
+  assert [r["variant"] for r in reproduce.write_merged(tmp_path / "s.json", {**result, "records": [{"variant": "z"}]},
+                                                        "variant", same=("num_samples",))["records"]] == ["x", "z"]
