@@ -556,7 +556,8 @@ def _goals(q: dict, bold: bool = False) -> str:
   """A reproduction record's goals, each with the value measured and ✓ or ✗."""
   def shown(m, g):
     value = seconds(g["value"]) if m == "wall_s" else _score(m, g["value"])
-    return f"{_metric(m)} {_goal(g, m)}: {f'**{value}**' if bold else value} {'✓' if g['met'] else '✗'}"
+    mark = "? (an upper bound: other jobs shared the CPU)" if g["met"] is None else "✓" if g["met"] else "✗"
+    return f"{_metric(m)} {_goal(g, m)}: {f'**{value}**' if bold else value} {mark}"
   return "; ".join(shown(m, g) for m, g in q["goals"].items())
 
 

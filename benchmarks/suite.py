@@ -398,9 +398,9 @@ def write_merged(out, result: dict, key: str, *, sort=None, same: tuple = ()) ->
   """Writes `result` to the results file `out`, merged with what the file holds at this moment: the file's records
   whose `key` this result has not measured stay (another run of the same script, the same day, may have written
   them since this one started), then this result's records (ordered by `sort`, a key function, if given); the
-  commands and notes of both. Where the file differs from `result` in a key of `same` (a setting the records
-  depend on), the file's records are dropped. The read and the write hold an exclusive flock on the folder, so two
-  writers do not interleave. Returns what was written."""
+  commands of both in the order they ran, and the notes of both. Where the file differs from `result` in a key of
+  `same` (a setting the records depend on), the file's records are dropped. The read and the write hold an
+  exclusive flock on the folder, so two writers do not interleave. Returns what was written."""
   out = pathlib.Path(out)
   out.parent.mkdir(parents=True, exist_ok=True)
   fd = os.open(out.parent, os.O_RDONLY)
@@ -411,7 +411,8 @@ def write_merged(out, result: dict, key: str, *, sort=None, same: tuple = ()) ->
       now = {}
     mine = {r[key] for r in result["records"]}
     records = [r for r in now.get("records", []) if r[key] not in mine] + list(result["records"])
-    merged = {**result, "commands": list(dict.fromkeys([*now.get("commands", []), *result.get("commands", [])])),
+    mine_run = result.get("commands", [])  # a command run again moves to the end: the list stays in time order
+    merged = {**result, "commands": [c for c in now.get("commands", []) if c not in mine_run] + mine_run,
               "note": joined_notes(now.get("note", ""), result.get("note", "")),
               "records": sorted(records, key=sort) if sort else records}
     write_json(out, merged, indent=1)

@@ -40,6 +40,9 @@ def test_goals_are_judged_as_stated_and_a_missing_score_is_not_met():
   assert got["fid"] == {"goal": "<= 20", "value": 20.0, "met": True}
   assert got["recall"]["met"] is False and got["wall_s"] == {"goal": "<= 360", "value": 361.0, "met": False}
   assert reproduce.judged(t, {"recall": 0.7}, 10.0)["fid"]["met"] is False
+  # Timed while other jobs shared the CPU: an upper bound, met under the budget, unknown over it.
+  assert reproduce.judged(t, {}, 361.0, shared_cpu=True)["wall_s"]["met"] is None
+  assert reproduce.judged(t, {}, 359.0, shared_cpu=True)["wall_s"]["met"] is True
 
 
 def test_an_unknown_target_is_one_line_and_exit_2(capsys):
