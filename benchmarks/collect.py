@@ -4,7 +4,8 @@
 
 Each run directory gives a record: its model, the config keys that differ from the model's default config of today
 (so the record says how to train it again), the steps, its timing.json (training time, compile, images/s, devices)
-and the scores of its eval.json. Nothing is trained or evaluated here: a run without eval.json is refused.
+and the scores of its eval.json (and of eval-raw.json, a GAN's generator without its average, where make eval
+--raw_generator wrote one). Nothing is trained or evaluated here: a run without eval.json is refused.
 Results: benchmarks/results/<device>-<date>-<tag>.json.
 """
 
@@ -39,12 +40,14 @@ def record(run_dir: pathlib.Path) -> dict:
   keys = {k: v for k, v in flat_config(config).items() if default.get(k, object()) != v}
   timing = json.loads((run_dir / "timing.json").read_text())
   result = json.loads((run_dir / "eval.json").read_text())
+  raw = run_dir / "eval-raw.json"  # make eval --raw_generator: a GAN's generator without its average
+  raw_scores = {k: v for k, v in json.loads(raw.read_text()).items() if k in SCORES} if raw.exists() else None
   args = " ".join(f"--config.{k}={str(v).lower() if isinstance(v, bool) else str(v).replace(' ', '')}"
                   for k, v in keys.items())
   return {"run": run_dir.name, "model": model, "set": keys, "steps": timing["steps"], "train_s": timing["train_s"],
           "compile_s": timing.get("compile_s"), "images_per_sec": timing.get("images_per_sec"),
           "devices": timing.get("devices"), "scores": {k: result[k] for k in SCORES if k in result},
-          "eval_settings": result.get("settings"),
+          **({"raw_scores": raw_scores} if raw_scores else {}), "eval_settings": result.get("settings"),
           "command": f"make train MODEL={model} WORKDIR=runs/{run_dir.name}" + (f' ARGS="{args}"' if args else "")
                      + f" && make eval WORKDIR=runs/{run_dir.name}"}
 

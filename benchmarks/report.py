@@ -591,8 +591,8 @@ def reproductions() -> list[str]:
     goals = _goals(q, bold=True) or "— (reported)"
     others = ", ".join(f"{_metric(m)} {_score(m, v)}" for m, v in q["scores"].items() if m not in q["goals"])
     if q.get("raw_scores"):  # the same run's generator without its moving average
-      others += "; the generator itself (`--raw_generator`): " + ", ".join(
-          f"{_metric(m)} {_score(m, v)}" for m, v in q["raw_scores"].items())
+      others = "; ".join(filter(None, [others, "the generator itself (`--raw_generator`): " + ", ".join(
+          f"{_metric(m)} {_score(m, v)}" for m, v in q["raw_scores"].items())]))
     paper = ", ".join(f"{m} {v}" for m, v in q.get("paper", {}).items()) or "—"
     wall = ("≤ " if q.get("shared_cpu") else "") + seconds(q["wall_s"])
     rows.append([f"`{target}`", q["what"], goals, others or "—", paper, n(q["steps"]), wall,
@@ -617,10 +617,12 @@ def collected(key: str) -> list[str]:
   rows = []
   for q in r["records"]:
     keys = ", ".join(f"`{k}={str(v).lower() if isinstance(v, bool) else v}`" for k, v in q["set"].items()) or "—"
+    raw = [_score("fid", q.get("raw_scores", {}).get("fid"))] if any("raw_scores" in x for x in r["records"]) else []
     rows.append([f"`{q['model']}`", keys, n(q["steps"]), ("≤ " if r.get("shared_cpu") else "") + seconds(q["train_s"]),
-                 *(_score(m, q["scores"].get(m)) for m in shown)])
-  return [*table(["model", "keys set on today's default", "steps", "training", *(_metric(m) for m in shown)],
-                 rows), "", f"{r['note']} Run: {describe(name, peak=False)}."]
+                 *(_score(m, q["scores"].get(m)) for m in shown), *raw])
+  raw_header = ["FID of the generator itself"] if any("raw_scores" in x for x in r["records"]) else []
+  return [*table(["model", "keys set on today's default", "steps", "training", *(_metric(m) for m in shown),
+                  *raw_header], rows), "", f"{r['note']} Run: {describe(name, peak=False)}."]
 
 
 # The README's rows, those measured.

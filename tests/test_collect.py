@@ -33,6 +33,9 @@ def test_a_run_is_recorded_with_the_keys_that_differ_and_a_command_that_rebuilds
   again = cfg.model_config("cvae")
   cfg.override(again, cfg.parse_overrides(args))
   assert again.to_dict() == c.to_dict()
+  assert "raw_scores" not in r
+  (run / "eval-raw.json").write_text(json.dumps({"fid": 60.0, "other": 1}))  # make eval --raw_generator
+  assert collect.record(run)["raw_scores"] == {"fid": 60.0}
 
 
 def test_a_run_without_its_evaluation_is_one_line_and_exit_2(tmp_path, capsys):

@@ -2,8 +2,8 @@
 
 The critic maximizes E[D(x)] - E[D(G(z))] with its weights clipped to [-c, c] after every update, `n_critic`
 updates (each on its own real minibatch) per generator update; the generator minimizes -E[D(G(z))]. The paper's
-optimizer is RMSProp at 5e-5 (optim.name = "rmsprop"). Not done here: the paper's 100 critic updates for the first
-25 generator updates and every 500th.
+optimizer is RMSProp at 5e-5 (optim.name = "rmsprop"; the default config: 2e-4). Not done here: the paper's 100
+critic updates for the first 25 generator updates and every 500th.
 """
 
 from __future__ import annotations

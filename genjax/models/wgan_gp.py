@@ -3,7 +3,8 @@
 Critic loss: E[D(G(z))] - E[D(x)] + lambda E[(||grad D(x_hat)||_2 - 1)^2], x_hat = eps x + (1 - eps) G(z) with
 eps ~ U[0, 1] per example and the norm per example over (H, W, C) (`losses.gradient_penalty`); lambda is
 `step.gp_weight`. The critic has no BatchNorm and no minibatch statistics, which would make the per-example
-gradient meaningless. MLP players; Adam(1e-4, b1=0.5, b2=0.9) and 5 critic updates per generator update.
+gradient meaningless. MLP players; the paper's Adam(1e-4, b1=0.5, b2=0.9) (the default config: lr 4e-4) and 5
+critic updates per generator update.
 """
 
 from __future__ import annotations
