@@ -58,6 +58,7 @@ SOURCES = {  # table -> result files (without .json), oldest first
     # benchmarks/collect.py: hand-made runs gathered into one file each
     "conditional_sweep": [CPU + "2026-12-06-conditional-sweep"],
     "mode_collapse_remedies": [CPU + "2026-12-06-mode-collapse-remedies"],
+    "wgan_sweep": [CPU + "2026-12-06-wgan-sweep"],
 }
 CONV = ("ae", "vae", "gan")  # the convolutional models; the rest are dense
 TARGET = {"conv": 1.3, "dense": 1.5}  # the suite's targets: best genjax / PyTorch eager at batch 128
@@ -669,7 +670,8 @@ TABLES = {"throughput": throughput, "full_run": full_run, "conv_batches": conv_b
           "default_runs": default_runs, "experiments": experiments, "accelerator": accelerator,
           "stabilizers": stabilizers, "burda_cost": burda_cost, "burda": burda, "reproductions": reproductions,
           "headline": headline, **{k: functools.partial(collected, k) for k in ("conditional_sweep",
-                                                                                  "mode_collapse_remedies")},
+                                                                                  "mode_collapse_remedies",
+                                                                                  "wgan_sweep")},
           **{k: functools.partial(kernel_table, k) for k in ("kernel_s2", "kernel_taps", "kernel_patches",
                                                               "kernel_transpose", "design_choices")}}
 
