@@ -21,8 +21,8 @@ on fewer examples, so each evaluation takes seconds:
   scored by make eval's test NLL: the k = `nll_k` (5000) importance-weighted bound on `nll_examples` (all 10,000)
   test images; the goal 87.3 nats is the paper's 86.76 plus about 0.5. Trained no further than its schedule.
 
-The gan and vae are evaluated every 250 steps, the conditional models (trained for 16,000 and 20,000 steps) every
-1000, burda_vae every 98,400 (a quarter of its 393,600 steps) (`--every` sets one interval for all).
+The gan is evaluated every 500 steps, the vae every 250, the conditional models (trained for 16,000 and 20,000
+steps) every 1000, burda_vae every 98,400 (a quarter of its 393,600 steps) (`--every` sets one interval for all).
 
 time_to_target_s sums each segment's training loop (`train.Result.train_s + compile_s`): evaluation, and the setup
 around the loop (loading data, restoring the checkpoint), are reported apart and not counted. Every segment compiles
