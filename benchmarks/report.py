@@ -358,10 +358,11 @@ def populations() -> list[str]:
 
 def _reproduced_defaults() -> dict:
   """(model, config) -> (file, default-run row) for the reproduction targets that are a model's default config as it
-  is (`make train MODEL=<model>`), from the newest file holding each."""
+  is (`make train MODEL=<model>`; train.eval_every, which only scores, may be set), from the newest file holding
+  each."""
   out = {}
   for name, q in _reproduced().values():
-    if not q["set"] and q["config"] == q["model"]:
+    if not set(q["set"]) - {"train.eval_every"} and q["config"] == q["model"]:
       shows = ", ".join(f"{_metric(m)} {_score(m, v)}" for m, v in q["scores"].items())
       out[(q["model"], q["model"])] = (name, {"model": q["model"], "steps": q["steps"], "wall_s": q["wall_s"],
                                               "shared_cpu": q.get("shared_cpu", False),
