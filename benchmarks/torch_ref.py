@@ -215,7 +215,7 @@ class _DCDiscriminator(nn.Module):
   """genjax/models/gan.py's D: 4x4 stride-2 convs padded as flax's SAME (7x7 -> 4x4 pads 1 before and 2 after),
   LeakyReLU(0.2), the minibatch standard deviation appended as one more channel, a dense logit."""
 
-  def __init__(self, features=(32, 64, 128), minibatch_std=True):
+  def __init__(self, features=(32, 64, 128, 256), minibatch_std=True):
     super().__init__()
     layers, c, size = [], 1, 28
     for f in features:
@@ -237,8 +237,8 @@ class _DCDiscriminator(nn.Module):
 
 class _GAN:
   """gan (DCGAN), gan_mlp and cgan (the non-saturating loss, Adam at the default config's rate, b1=0.5); wgan (5
-  critic steps, weight clipping at 0.01, RMSProp(5e-5, alpha 0.99) as genjax/configs/wgan.py) and wgan_gp (5 critic
-  steps, a per-sample gradient penalty of weight 10 on interpolates, Adam(1e-4, 0.5, 0.9))."""
+  critic steps, weight clipping at the config's step.clip, RMSProp as genjax/configs/wgan.py) and wgan_gp (5 critic
+  steps, a per-sample gradient penalty of weight 10 on interpolates, Adam as genjax/configs/wgan_gp.py)."""
 
   def __init__(self, name):
     self.name, self.latent = name, 64
@@ -248,6 +248,7 @@ class _GAN:
     self.disc = (_DCDiscriminator(tuple(m.disc_features), m.minibatch_std) if name == "gan" else
                  _MLPDiscriminator(cond))
     self.n_critic = 5 if name.startswith("wgan") else 1
+    self.clip = cfg.model_config(name).step.get("clip", 0.0)
     o = cfg.model_config(name).optim
     if o.name == "rmsprop":  # wgan: no momentum, eps added outside the square root (torch's form and optax's here)
       make = lambda params: torch.optim.RMSprop(params, lr=o.lr, alpha=o.b2, eps=1e-8, momentum=o.b1)
@@ -286,7 +287,7 @@ class _GAN:
       if self.name == "wgan":
         with torch.no_grad():
           for p in self.disc.parameters():
-            p.clamp_(-0.01, 0.01)
+            p.clamp_(-self.clip, self.clip)
     x, y = x_all[:b], y_all[:b]
     y1h = F.one_hot(y, 10).float()
     logits = self.disc(self._g(b, y1h), y1h, y)
