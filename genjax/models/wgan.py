@@ -15,7 +15,9 @@ from genjax.models import gan_mlp, gans
 
 def train_step(state: gans.AdversarialState, batch, rng, *, n_critic: int = 5, clip: float = 0.01,
                ema_decay: float = 0.0, ema_start: int = 0, axis_name=None):
-  """`n_critic` clipped critic updates on distinct real minibatches, then one generator update (and its EMA)."""
+  """`n_critic` clipped critic updates on distinct real minibatches, then one generator update (and its EMA). The
+  keyword defaults are the paper's (clip 0.01); the training loop passes the config's `step` keys (clip 0.05 in
+  genjax/configs/wgan.py)."""
   return gans.train_step(state, batch, rng, loss="wasserstein", d_steps=n_critic, clip=clip, ema_decay=ema_decay,
                          ema_start=ema_start, axis_name=axis_name)
 
