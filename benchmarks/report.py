@@ -616,15 +616,16 @@ def collected(key: str) -> list[str]:
   r = load(name)
   shown = [m for m in ("label_accuracy", "fid", "precision", "recall", "classes_covered", "class_kl", "nll")
            if any(m in q["scores"] for q in r["records"])]
+  raw = any("raw_scores" in q for q in r["records"])  # a column for the generators' FID without their average
   rows = []
   for q in r["records"]:
     keys = ", ".join(f"`{k}={str(v).lower() if isinstance(v, bool) else v}`" for k, v in q["set"].items()) or "—"
-    raw = [_score("fid", q.get("raw_scores", {}).get("fid"))] if any("raw_scores" in x for x in r["records"]) else []
     rows.append([f"`{q['model']}`", keys, n(q["steps"]), ("≤ " if r.get("shared_cpu") else "") + seconds(q["train_s"]),
-                 *(_score(m, q["scores"].get(m)) for m in shown), *raw])
-  raw_header = ["FID of the generator itself"] if any("raw_scores" in x for x in r["records"]) else []
+                 *(_score(m, q["scores"].get(m)) for m in shown),
+                 *([_score("fid", q.get("raw_scores", {}).get("fid"))] if raw else [])])
   return [*table(["model", "keys set on today's default", "steps", "training", *(_metric(m) for m in shown),
-                  *raw_header], rows), "", f"{r['note']} Run: {describe(name, peak=False)}."]
+                  *(["FID of the generator itself"] if raw else [])], rows), "",
+          f"{r['note']} Run: {describe(name, peak=False)}."]
 
 
 # The README's rows, those measured.

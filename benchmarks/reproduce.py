@@ -159,6 +159,16 @@ def same_config(saved: dict, today: dict) -> bool:
   return all(a[k] == b[k] if k in a and k in b else _off(a[k] if k in a else b[k]) for k in a.keys() | b.keys())
 
 
+def evaluated(run_dir: pathlib.Path, t: Target, steps: int, raw_generator: bool = False) -> dict:
+  """make eval's result for the run (its trained generator itself with `raw_generator`): the saved eval.json
+  (eval-raw.json) when it scored step `steps` with the target's settings, else a new evaluation."""
+  path = run_dir / (evaluation.result_name(raw_generator=raw_generator) + ".json")
+  result = json.loads(path.read_text()) if path.exists() else {}
+  if result.get("step") != steps or any(result.get("settings", {}).get(k) != v for k, v in t.eval_settings.items()):
+    result = evaluation.evaluate_run(run_dir, **t.eval_settings, raw_generator=raw_generator)
+  return result
+
+
 def measure(name: str, workdir: pathlib.Path, shared_cpu: bool = False, log=print) -> dict:
   t = TARGETS[name]
   c = target_config(t)
@@ -177,21 +187,11 @@ def measure(name: str, workdir: pathlib.Path, shared_cpu: bool = False, log=prin
     conditions.write_text(json.dumps({"shared_cpu": shared_cpu}))
   if conditions.exists():
     shared_cpu = json.loads(conditions.read_text())["shared_cpu"]
-  path = run_dir / "eval.json"
-  result = json.loads(path.read_text()) if path.exists() else {}
-  if result.get("step") != c.train.steps or any(result.get("settings", {}).get(k) != v
-                                                for k, v in t.eval_settings.items()):
-    result = evaluation.evaluate_run(run_dir, **t.eval_settings)
+  result = evaluated(run_dir, t, c.train.steps)
   metrics = tuple(dict.fromkeys([*t.goals, *t.shows]))
   scores = {m: result[m] for m in metrics if m in result}
-  raw_scores = None
-  if t.raw:
-    path = run_dir / (evaluation.result_name(raw_generator=True) + ".json")
-    raw = json.loads(path.read_text()) if path.exists() else {}
-    if raw.get("step") != c.train.steps or any(raw.get("settings", {}).get(k) != v
-                                               for k, v in t.eval_settings.items()):
-      raw = evaluation.evaluate_run(run_dir, **t.eval_settings, raw_generator=True)
-    raw_scores = {m: raw[m] for m in metrics if m in raw}
+  raw = evaluated(run_dir, t, c.train.steps, raw_generator=True) if t.raw else None
+  raw_scores = {m: raw[m] for m in metrics if m in raw} if raw is not None else None
   wall_s = timing["train_s"] + timing.get("compile_s", 0.0)
   record = {"target": name, "what": t.what, "model": t.model, "config": t.config or t.model, "set": t.set,
             "dataset": c.data.name, "steps": c.train.steps, "batch_size": c.train.batch_size,

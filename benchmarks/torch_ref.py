@@ -244,12 +244,12 @@ class _GAN:
     self.name, self.latent = name, 64
     cond = 10 if name == "cgan" else 0
     self.gen = _DCGenerator() if name == "gan" else _MLPGenerator(cond)
-    m = cfg.model_config(name).model
-    self.disc = (_DCDiscriminator(tuple(m.disc_features), m.minibatch_std) if name == "gan" else
+    c = cfg.model_config(name)
+    self.disc = (_DCDiscriminator(tuple(c.model.disc_features), c.model.minibatch_std) if name == "gan" else
                  _MLPDiscriminator(cond))
     self.n_critic = 5 if name.startswith("wgan") else 1
-    self.clip = cfg.model_config(name).step.get("clip", 0.0)
-    o = cfg.model_config(name).optim
+    self.clip = c.step.get("clip", 0.0)
+    o = c.optim
     if o.name == "rmsprop":  # wgan: no momentum, eps added outside the square root (torch's form and optax's here)
       make = lambda params: torch.optim.RMSprop(params, lr=o.lr, alpha=o.b2, eps=1e-8, momentum=o.b1)
     else:
