@@ -45,6 +45,9 @@ def parse(argv):
                       help="eval: the best checkpoint by train.eval_every's score, not the newest (eval-best.json)")
   parser.add_argument("--raw_generator", action="store_true",
                       help="eval: score a GAN's trained generator, not its moving average (eval-raw.json)")
+  parser.add_argument("--truncation", type=float, default=None,
+                      help="eval: a GAN's sampling latents truncated to [-T, T] instead of the run's "
+                           "model.truncation; 0: none (eval-truncation<T>.json)")
   parser.add_argument("--num_reference", type=int, default=10000,
                       help="eval: test images that generated ones are compared with")
   parser.add_argument("--inception", default=os.environ.get("GENJAX_INCEPTION", ""),
@@ -104,14 +107,14 @@ def run_eval(args, rest) -> int:
   result = evaluation.evaluate_run(args.workdir, num_samples=args.num_samples, seed=args.seed, nll_k=args.nll_k,
                                    nll_examples=args.nll_examples, num_reference=args.num_reference,
                                    inception_weights=args.inception or None, raw_generator=args.raw_generator,
-                                   best=args.best)
+                                   best=args.best, truncation=args.truncation)
   keys = ("fid", "inception_fid", "classes_covered", "neg_elbo", "nll", "mse", "psnr")
   shown = {k: result[k] for k in keys if k in result}
   what = f"a population of {result['population']} " if "population" in result else ""
   print(f"genjax: evaluated {what}{result['model']} at step {result['step']}: "
         + ", ".join(f"{k} {v['mean']:.4g} ± {v['std']:.2g}" if isinstance(v, dict) else f"{k} {v:.4g}"
                     for k, v in shown.items())
-        + f"; written to {args.workdir}/{evaluation.result_name(args.raw_generator, args.best)}.json")
+        + f"; written to {args.workdir}/{evaluation.result_name(args.raw_generator, args.best, args.truncation)}.json")
   return 0
 
 

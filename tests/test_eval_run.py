@@ -86,11 +86,11 @@ def test_every_model_restores_and_gets_its_metrics(feature_net, tmp_path, model)
 def test_a_gan_with_a_generator_average_is_scored_on_it_and_raw_apart(feature_net, tmp_path):
   """make eval scores the average's samples (eval.json); --raw_generator the generator's own, in eval-raw.json and
   eval-raw/, leaving eval.json as it was. A model without an average refuses the switch in one line."""
-  workdir = trained(tmp_path, "gan_mlp")  # no average: the switch is refused
-  with pytest.raises(UserError, match="--raw_generator applies to GANs that .* gan_mlp in .* has no generator average"):
+  workdir = trained(tmp_path, "wgan")  # no average: the switch is refused
+  with pytest.raises(UserError, match="--raw_generator applies to GANs that .* wgan in .* has no generator average"):
     evaluation.evaluate_run(workdir, **FAST, raw_generator=True)
   c = small_config("gan_mlp", steps=4, sample_every=4, checkpoint_every=4, log_every=4)
-  c.step.ema_decay = 0.9
+  c.step.ema_decay, c.step.ema_start = 0.9, 0  # an average from the first update, so that it differs
   train.train(c, tmp_path / "ema", quiet=True)
   averaged = evaluation.evaluate_run(tmp_path / "ema", **FAST)
   before = (tmp_path / "ema" / "eval.json").read_text()
@@ -100,7 +100,28 @@ def test_a_gan_with_a_generator_average_is_scored_on_it_and_raw_apart(feature_ne
   assert (tmp_path / "ema" / "eval.json").read_text() == before
   assert json.loads((tmp_path / "ema" / "eval-raw.json").read_text())["fid"] == raw["fid"]
   assert (tmp_path / "ema" / "eval-raw" / "samples.png").exists()
-  assert MODELS["vae_dense"].raw_generator is None  # refused the same way as gan_mlp's run above
+  assert MODELS["vae_dense"].raw_generator is None  # refused the same way as wgan's run above
+
+
+def test_truncation_replaces_the_runs_own_and_is_written_apart(feature_net, tmp_path):
+  """make eval --truncation T scores samples of latents truncated at T instead of the run's model.truncation, in
+  eval-truncation<T>.json, leaving eval.json as it was; a model without latents to truncate, or T < 0, is refused
+  in one line."""
+  c = small_config("gan_mlp", steps=4, sample_every=4, checkpoint_every=4, log_every=4)
+  c.model.truncation = 1.0
+  train.train(c, tmp_path / "gan", quiet=True)
+  truncated = evaluation.evaluate_run(tmp_path / "gan", **FAST)
+  assert truncated["protocol"]["latent_truncation"] == 1.0 and "truncation" not in truncated["settings"]
+  before = (tmp_path / "gan" / "eval.json").read_text()
+  plain = evaluation.evaluate_run(tmp_path / "gan", **FAST, truncation=0.0)
+  assert plain["settings"]["truncation"] == 0.0 and "latent_truncation" not in plain["protocol"]
+  assert plain["fid"] != truncated["fid"]
+  assert (tmp_path / "gan" / "eval.json").read_text() == before
+  assert json.loads((tmp_path / "gan" / "eval-truncation0.json").read_text())["fid"] == plain["fid"]
+  with pytest.raises(UserError, match="truncation must be >= 0"):
+    evaluation.evaluate_run(tmp_path / "gan", **FAST, truncation=-1.0)
+  with pytest.raises(UserError, match="--truncation applies to GANs; vae_dense"):
+    evaluation.evaluate_run(trained(tmp_path, "vae_dense"), **FAST, truncation=0.0)
 
 
 def test_same_checkpoint_and_seed_give_the_same_numbers(feature_net, tmp_path):

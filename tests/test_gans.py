@@ -1,6 +1,7 @@
 """The GAN catalogue: Wasserstein losses, gradient penalty, clipping, critic minibatches, mode-collapse remedies."""
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -293,6 +294,37 @@ def test_uniform_latent_is_in_range():
   assert state.spec.latent_dist == "uniform"
   with pytest.raises(UserError, match="latent_dist"):
     MODELS["gan_mlp"].validate(_config("gan_mlp", latent_dist="cauchy"))
+
+
+def test_truncated_sampling_latents_lie_within_the_bound_and_training_draws_untruncated_ones():
+  """model.truncation t: the samples' latents are N(0, I) conditioned on [-t, t] (each coordinate's variance is that
+  of a truncated normal, 1 - 2 t phi(t) / (2 Phi(t) - 1)), the training step's stay N(0, I): a step of a state with
+  the truncation is the step of one without. 0 samples from N(0, I)."""
+  t = 1.5
+  z = gans.sampling_latent(jax.random.PRNGKey(0), 20000, gans.Spec(8, truncation=t))
+  assert float(jnp.max(jnp.abs(z))) <= t and float(jnp.max(jnp.abs(z))) > 0.99 * t
+  phi, cdf = np.exp(-t * t / 2) / np.sqrt(2 * np.pi), 0.5 * (1 + math.erf(t / np.sqrt(2)))
+  np.testing.assert_allclose(float(jnp.var(z)), 1 - 2 * t * phi / (2 * cdf - 1), rtol=0.02)
+  np.testing.assert_array_equal(gans.sampling_latent(jax.random.PRNGKey(0), 64, gans.Spec(8)),
+                                gans.latent(jax.random.PRNGKey(0), 64, gans.Spec(8)))
+  c = _config("gan_mlp", truncation=t)
+  batch = _batch()
+  state = _init("gan_mlp", c, batch)
+  assert state.spec.truncation == t
+  plain = state.replace(spec=gans.Spec(state.spec.latent_dim))
+  key = jax.random.PRNGKey(2)
+  step = _jit(MODELS["gan_mlp"].train_step)
+  jax.tree.map(np.testing.assert_array_equal, step(state, batch, key)[0].gen.params,
+               step(plain, batch, key)[0].gen.params)
+  truncated, untruncated = (MODELS["gan_mlp"].sample(s, key, 16) for s in (state, plain))
+  assert float(jnp.max(jnp.abs(truncated - untruncated))) > 1e-4  # the samples differ
+
+
+@pytest.mark.parametrize("model,match", [({"truncation": -1.0}, "must be >= 0"),
+                                         ({"truncation": 1.0, "latent_dist": "uniform"}, "truncates a normal latent")])
+def test_validate_rejects_a_bad_truncation(model, match):
+  with pytest.raises(UserError, match=match):
+    MODELS["gan"].validate(_config("gan", **model))
 
 
 def test_cgan_samples_follow_the_label():

@@ -14,6 +14,7 @@ def get_config():
   c.model.latent_dim = 64
   c.model.spectral_norm = False  # divide each of D's kernels by its top singular value (Miyato et al. 2018)
   c.model.latent_dist = "normal"  # or "uniform": U[-1, 1]
+  c.model.truncation = 0.0  # > 0: samples drawn from latents truncated to [-t, t] (gans.sampling_latent)
   c.model.gen_hidden = (256, 512)
   c.model.disc_hidden = (512, 256)
   c.model.disc_dropout = 0.0

@@ -23,7 +23,8 @@ NLL_EXAMPLES = 10000
 class Settings:
   """Generators are scored on `num_samples` samples against the first `num_reference` test images; likelihoods on the
   first `nll_examples` test images with `nll_k` importance samples each; `inception_weights` adds Inception FID;
-  `raw_generator` scores a GAN's trained generator rather than its moving average."""
+  `raw_generator` scores a GAN's trained generator rather than its moving average; `truncation` (not None) replaces
+  the run's `model.truncation` of a GAN's sampling latents (0: none)."""
   num_samples: int = NUM_SAMPLES
   seed: int = 0
   nll_k: int = NLL_K
@@ -31,6 +32,7 @@ class Settings:
   num_reference: int = NUM_SAMPLES
   inception_weights: str | None = None
   raw_generator: bool = False
+  truncation: float | None = None
 
   def check(self) -> None:
     """UserError for a count that is not a positive integer, or fewer than 2 samples."""
@@ -40,6 +42,8 @@ class Settings:
         raise UserError(f"{name} must be a positive integer, got {value!r}")
     if self.num_samples < 2:
       raise UserError("num_samples must be at least 2")
+    if self.truncation is not None and self.truncation < 0:
+      raise UserError(f"truncation must be >= 0 (0: none), got {self.truncation}")
 
   def recorded(self) -> dict:
     """The eval.json `settings` entry: the Inception weights named by hash, and absent without them (so that older
@@ -49,6 +53,8 @@ class Settings:
            "num_reference": self.num_reference}
     if self.raw_generator:
       out["raw_generator"] = True
+    if self.truncation is not None:
+      out["truncation"] = self.truncation
     if self.inception_weights:
       out["inception_sha256"] = inception.load(str(self.inception_weights))[1]["weights_sha256"]
     return out

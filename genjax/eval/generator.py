@@ -26,6 +26,9 @@ def score(run, settings: Settings) -> Scored:
   samples = draw_samples(run, settings.num_samples, settings.seed)
   block, protocol = generator_metrics(run.config.data.name, samples, settings.seed, settings.num_reference,
                                       settings.inception_weights)
+  truncation = getattr(getattr(run.state, "spec", None), "truncation", 0.0)
+  if truncation > 0:
+    protocol["latent_truncation"] = truncation  # the samples' latents lay in [-t, t] (gans.sampling_latent)
   return Scored(block, protocol, samples)
 
 

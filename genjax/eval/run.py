@@ -21,29 +21,34 @@ from genjax import data, inception, pictures
 from genjax.errors import UserError
 from genjax.eval import conditional, generator, likelihood, provenance, reconstruction, restore
 from genjax.eval.block import NLL_EXAMPLES, NLL_K, NUM_SAMPLES, Settings
+from genjax.models import gans
 
 BLOCKS = (generator, conditional, likelihood, reconstruction)  # their metrics appear in eval.json in this order
 
 
-def result_name(raw_generator: bool = False, best: bool = False) -> str:
-  """eval, eval-best, eval-raw or eval-best-raw: the stem of an evaluation's JSON file and pictures folder."""
-  return "eval" + ("-best" if best else "") + ("-raw" if raw_generator else "")
+def result_name(raw_generator: bool = False, best: bool = False, truncation: float | None = None) -> str:
+  """eval, eval-best, eval-raw or eval-best-raw, with -truncation<t> where a truncation replaced the run's: the stem
+  of an evaluation's JSON file and pictures folder."""
+  return ("eval" + ("-best" if best else "") + ("-raw" if raw_generator else "")
+          + (f"-truncation{truncation:g}" if truncation is not None else ""))
 
 
 def evaluate_run(workdir, *, num_samples: int = NUM_SAMPLES, seed: int = 0, nll_k: int = NLL_K,
                  nll_examples: int = NLL_EXAMPLES, num_reference: int = NUM_SAMPLES,
                  inception_weights: str | None = None, raw_generator: bool = False, best: bool = False,
-                 write: bool = True) -> dict:
+                 truncation: float | None = None, write: bool = True) -> dict:
   """Every metric that applies to the run in `workdir`, with its protocol; writes eval.json and eval/*.png.
 
   Generators are scored on `num_samples` samples against `num_reference` test images; VAE likelihoods on the first
   `nll_examples` test images with `nll_k` importance samples each. `inception_weights` adds Inception FID and KID.
   A GAN that keeps a moving average of its generator is scored on the average's samples, or with `raw_generator`
   on the trained generator's own, written apart: eval-raw.json and eval-raw/. `best` scores the best checkpoint by
-  train.eval_every's score rather than the newest: eval-best.json and eval-best/. A population's directory
+  train.eval_every's score rather than the newest: eval-best.json and eval-best/. `truncation` replaces a GAN's
+  `model.truncation` (0: untruncated latents; written apart, eval-truncation0.json). A population's directory
   (population.json) has each member scored, and mean and std over members."""
   kwargs = dict(num_samples=num_samples, seed=seed, nll_k=nll_k, nll_examples=nll_examples,
-                num_reference=num_reference, inception_weights=inception_weights, raw_generator=raw_generator)
+                num_reference=num_reference, inception_weights=inception_weights, raw_generator=raw_generator,
+                truncation=truncation)
   if (pathlib.Path(workdir) / "population.json").exists():
     if best:
       raise UserError("--best: a population keeps no best checkpoint (train.eval_every is for single runs)")
@@ -60,7 +65,14 @@ def evaluate_run(workdir, *, num_samples: int = NUM_SAMPLES, seed: int = 0, nll_
       raise UserError(f"--raw_generator applies to GANs that keep a generator average (step.ema_decay > 0); "
                       f"{run.config.model.name} in {run.workdir} has no generator average")
     run = dataclasses.replace(run, state=raw)
-  name = result_name(raw_generator, best)
+  if truncation is not None:
+    spec = getattr(run.state, "spec", None)
+    if spec is None or not hasattr(spec, "truncation"):
+      raise UserError(f"--truncation applies to GANs; {run.config.model.name} in {run.workdir} draws no latents to "
+                      "truncate")
+    gans.check_truncation(truncation, spec.latent_dist, "--truncation")
+    run = dataclasses.replace(run, state=run.state.replace(spec=dataclasses.replace(spec, truncation=truncation)))
+  name = result_name(raw_generator, best, truncation)
   blocks = [block.NAME for block in BLOCKS if block.applies(run.family)]
   print(f"genjax: evaluating {run.config.model.name} at step {run.step} ({', '.join(blocks)}); stages longer than "
         "a few seconds show their progress and estimated time", file=sys.stderr)
@@ -111,7 +123,8 @@ def evaluate_population(workdir, **settings) -> dict:
          "population": len(results), "sweep": info.get("sweep", {}), "members": info["members"],
          "settings": first["settings"], **summary, "eval_s": round(sum(r["eval_s"] for r in results), 1)}
   if settings.get("write", True):
-    provenance.write_json(workdir / f"{result_name(settings.get('raw_generator', False))}.json", out)
+    name = result_name(settings.get("raw_generator", False), truncation=settings.get("truncation"))
+    provenance.write_json(workdir / f"{name}.json", out)
   return out
 
 

@@ -68,7 +68,7 @@ def init_state(rng, config, example_batch) -> gans.AdversarialState:
   x = example_batch["image"]
   m = config.model
   nets.check_shape(x.shape[1:], len(m.gen_features))
-  spec = gans.Spec(m.latent_dim, m.get("latent_dist", "normal"), 0, m.get("minibatch_std", False))
+  spec = gans.spec_of(config)
   gen = Generator(tuple(x.shape[1:]), tuple(m.gen_features), m.upsample)
   disc = Discriminator(tuple(m.disc_features), spec.minibatch_std)
   return gans.make_state(rng, config, gen, disc, x, spec)

@@ -38,6 +38,7 @@ class Spec:
   latent_dist: str = "normal"
   num_classes: int = 0  # > 0: both players see the label one-hot (conditional GAN)
   minibatch_std: bool = False  # D's output for one example depends on its batch: score real and fake apart
+  truncation: float = 0.0  # > 0: samples are drawn from latents truncated to [-truncation, truncation] (not training)
 
 
 class AdversarialState(GANState):
@@ -50,13 +51,30 @@ class AdversarialState(GANState):
   spec: Spec = struct.field(pytree_node=False)
 
 
+def spec_of(config, num_classes: int = 0) -> Spec:
+  """The Spec of a GAN config's `model` keys."""
+  m = config.model
+  return Spec(m.latent_dim, m.get("latent_dist", "normal"), num_classes, m.get("minibatch_std", False),
+              float(m.get("truncation", 0.0)))
+
+
 def latent(rng, n: int, spec: Spec, dtype=jnp.float32):
-  """z [n, latent_dim]: N(0, I) for `normal`, U[-1, 1]^d for `uniform`."""
+  """z [n, latent_dim]: N(0, I) for `normal`, U[-1, 1]^d for `uniform`. Training draws these; `sampling_latent`
+  draws the samples'."""
   if spec.latent_dist == "normal":
     return jax.random.normal(rng, (n, spec.latent_dim), dtype)
   if spec.latent_dist == "uniform":
     return jax.random.uniform(rng, (n, spec.latent_dim), dtype, -1.0, 1.0)
   raise ValueError(f"unknown latent distribution '{spec.latent_dist}'; expected one of {LATENT_DISTS}")
+
+
+def sampling_latent(rng, n: int, spec: Spec, dtype=jnp.float32):
+  """The latents that samples are drawn from: `latent`'s, or with `spec.truncation` = t > 0 the truncation trick
+  (Brock et al. 2019, BigGAN): N(0, I) conditioned on every coordinate lying in [-t, t], which trades the samples'
+  variety (recall) for their typicality (precision). A `normal` latent only (validate_common)."""
+  if spec.truncation > 0:
+    return jax.random.truncated_normal(rng, -spec.truncation, spec.truncation, (n, spec.latent_dim), dtype)
+  return latent(rng, n, spec, dtype)
 
 
 def minibatch_stddev(h):
@@ -127,6 +145,7 @@ def validate_common(config) -> None:
     raise UserError(f"model.latent_dim must be positive, got {m.latent_dim}")
   if m.get("latent_dist", "normal") not in LATENT_DISTS:
     raise UserError(f"model.latent_dist must be one of {LATENT_DISTS}, got '{m.latent_dist}'")
+  check_truncation(m.get("truncation", 0.0), m.get("latent_dist", "normal"))
   for key in ("gen_hidden", "disc_hidden", "gen_features", "disc_features"):
     if key in m and (not len(m[key]) or min(m[key]) <= 0):
       raise UserError(f"model.{key} must be a non-empty list of positive sizes, got {tuple(m[key])}")
@@ -151,6 +170,14 @@ def validate_common(config) -> None:
     raise UserError(f"step.clip must be positive, got {s.clip}")
 
 
+def check_truncation(truncation: float, latent_dist: str, what: str = "model.truncation") -> None:
+  """A truncation is 0 (off) or positive, and truncates a `normal` latent."""
+  if truncation < 0:
+    raise UserError(f"{what} must be >= 0 (0: no truncation), got {truncation}")
+  if truncation > 0 and latent_dist != "normal":
+    raise UserError(f"{what} truncates a normal latent; model.latent_dist is '{latent_dist}'")
+
+
 def examples_per_step(config, key: str = "d_steps") -> int:
   """train.batch_size real images per discriminator update, `step.<key>` updates per step."""
   return config.train.batch_size * config.step.get(key, 1)
@@ -159,7 +186,7 @@ def examples_per_step(config, key: str = "d_steps") -> int:
 def init_mlp_state(rng, config, example_batch, num_classes: int = 0) -> AdversarialState:
   """Builds MLP players from `model.gen_hidden`, `model.disc_hidden`, `model.disc_dropout` and the spec keys."""
   x, m = example_batch["image"], config.model
-  spec = Spec(m.latent_dim, m.get("latent_dist", "normal"), num_classes, m.get("minibatch_std", False))
+  spec = spec_of(config, num_classes)
   gen = MLPGenerator(tuple(x.shape[1:]), tuple(m.gen_hidden), num_classes)
   disc = MLPDiscriminator(tuple(m.disc_hidden), num_classes, spec.minibatch_std, m.get("disc_dropout", 0.0),
                          m.get("projection", False))
@@ -455,9 +482,10 @@ def adversarial_train_step(state: AdversarialState, batch, rng, *, loss: str = "
 # --- evaluation and sampling -----------------------------------------------------------------------------------
 
 def generate(state: AdversarialState, rng, n: int, labels=None):
-  """n images in [-1, 1] from the sampling generator (its EMA when kept: `sampling_variables`), BatchNorm (if any)
-  on running averages; `labels` [n] for a conditional GAN."""
-  z = latent(rng, n, state.spec)
+  """n images in [-1, 1] from the sampling generator (its EMA when kept: `sampling_variables`) and the sampling
+  latents (`sampling_latent`: truncated when `spec.truncation` > 0), BatchNorm (if any) on running averages;
+  `labels` [n] for a conditional GAN."""
+  z = sampling_latent(rng, n, state.spec)
   return state.gen.apply_fn(sampling_variables(state), z, _labels(state, labels), train=False)
 
 
