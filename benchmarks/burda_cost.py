@@ -6,15 +6,15 @@ paper's 3280-epoch schedule at that rate.
 
 Each row trains genjax/configs/burda.py (1 stochastic layer) or burda2.py (2 stochastic layers) with the real loop
 for `--steps` steps in a temporary directory and reads the run's own images/s (timing.json: compile excluded).
-Results: benchmarks/results/<device>-<date>-burda-cost.json, with the exact command of each full run; a later run of
-the same day adds its rows to that file (a row measured again replaces its record).
+Results: benchmarks/results/<device>-<date>-burda-cost.json, with the exact command of each full run, written after
+each row; a later (or a concurrent) run of the same day adds its rows to that file (a row measured again replaces its
+record; suite.write_merged).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import pathlib
 import sys
 import tempfile
@@ -22,7 +22,7 @@ import tempfile
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from suite import dated_result, joined_notes, this_device  # noqa: E402 -- benchmarks/suite.py
+from suite import dated_result, this_device, write_merged  # noqa: E402 -- benchmarks/suite.py
 
 from genjax import config as cfg  # noqa: E402
 from genjax import train  # noqa: E402
@@ -71,21 +71,19 @@ def main(argv=None) -> int:
     return 2
   where = this_device()
   out = dated_result(a.out_dir, where, "burda-cost")
-  before = json.loads(out.read_text()) if out.exists() else {}
   key = lambda r: (r.get("layers", 1), r["k"], r["batch"])  # noqa: E731
-  records = [r for r in before.get("records", []) if key(r) not in runs]
   env = provenance.environment()
+  result = {"kind": "burda-cost", "date": datetime.date.today().isoformat(), **where, **env,
+            "commands": ["benchmarks/burda_cost.py " + " ".join(sys.argv[1:] if argv is None else argv)],
+            "note": a.note, "measures": "training images/s of the real loop (timing.json, compile excluded) over "
+            f"steps_timed steps; paper_schedule_hours = {EPOCHS} epochs of {TRAIN_IMAGES} images at that rate",
+            "records": []}
   for layers, k, batch in runs:
-    records.append({**measure(layers, k, batch, a.steps), "malloc": env.get("malloc")})
-    print(f"burda {layers} layer(s) k={k:2d} batch {batch:3d}: {records[-1]['images_per_sec']:9.0f} images/s; the "
-          f"paper's {EPOCHS} epochs: {records[-1]['paper_schedule_hours']:.1f} h")
-  records.sort(key=key)
-  kept = {k: before[k] for k in env if k in before}  # the file's first run's; each record names its own malloc
-  provenance.write_json(out, {"kind": "burda-cost", "date": datetime.date.today().isoformat(), **where,
-                              **env, **kept, "note": joined_notes(before.get("note", ""), a.note),
-                              "measures": "training images/s of the real loop (timing.json, compile excluded) over "
-                              "steps_timed steps; paper_schedule_hours = "
-                              f"{EPOCHS} epochs of {TRAIN_IMAGES} images at that rate", "records": records}, indent=1)
+    result["records"].append({**measure(layers, k, batch, a.steps), "malloc": env.get("malloc")})
+    record = result["records"][-1]
+    print(f"burda {layers} layer(s) k={k:2d} batch {batch:3d}: {record['images_per_sec']:9.0f} images/s; the "
+          f"paper's {EPOCHS} epochs: {record['paper_schedule_hours']:.1f} h")
+    write_merged(out, result, key, sort=key)  # after each row: a stopped run keeps what it measured
   print(f"burda_cost: -> {out}")
   return 0
 

@@ -390,17 +390,23 @@ def dated_result(out_dir, device: dict, tag: str) -> pathlib.Path:
 
 
 def joined_notes(*notes: str) -> str:
-  """The distinct non-empty notes in order: a results file's note after a later run of the same day added one."""
-  return " ".join(dict.fromkeys(n for n in notes if n))
+  """The non-empty notes in order, each once: a results file's note after a later run of the same day added one. A
+  note already in the text so far (the same sentence given to a run that was resumed) is not added again."""
+  out = ""
+  for n in notes:
+    if n and n not in out:
+      out = f"{out} {n}" if out else n
+  return out
 
 
-def write_merged(out, result: dict, key: str, *, sort=None, same: tuple = ()) -> dict:
+def write_merged(out, result: dict, key, *, sort=None, same: tuple = ()) -> dict:
   """Writes `result` to the results file `out`, merged with what the file holds at this moment: the file's records
-  whose `key` this result has not measured stay (another run of the same script, the same day, may have written
-  them since this one started), then this result's records (ordered by `sort`, a key function, if given); the
-  commands of both in the order they ran, and the notes of both. Where the file differs from `result` in a key of
-  `same` (a setting the records depend on), the file's records are dropped. The read and the write hold an
-  exclusive flock on the folder, so two writers do not interleave. Returns what was written."""
+  whose `key` (a record's field, or a function of the record) this result has not measured stay (another run of the
+  same script, the same day, may have written them since this one started), then this result's records (ordered by
+  `sort`, a key function, if given); the commands of both in the order they ran, and the notes of both. Where the
+  file differs from `result` in a key of `same` (a setting the records depend on), the file's records are dropped.
+  The read and the write hold an exclusive flock on the folder, so two writers do not interleave. Returns what was
+  written."""
   out = pathlib.Path(out)
   out.parent.mkdir(parents=True, exist_ok=True)
   fd = os.open(out.parent, os.O_RDONLY)
@@ -409,8 +415,9 @@ def write_merged(out, result: dict, key: str, *, sort=None, same: tuple = ()) ->
     now = json.loads(out.read_text()) if out.exists() else {}
     if any(now.get(k) != result.get(k) for k in same):
       now = {}
-    mine = {r[key] for r in result["records"]}
-    records = [r for r in now.get("records", []) if r[key] not in mine] + list(result["records"])
+    key_of = key if callable(key) else (lambda r: r[key])
+    mine = {key_of(r) for r in result["records"]}
+    records = [r for r in now.get("records", []) if key_of(r) not in mine] + list(result["records"])
     mine_run = result.get("commands", [])  # a command run again moves to the end: the list stays in time order
     merged = {**result, "commands": [c for c in now.get("commands", []) if c not in mine_run] + mine_run,
               "note": joined_notes(now.get("note", ""), result.get("note", "")),

@@ -115,13 +115,14 @@ def test_burda_targets_run_only_when_named_and_their_table_reads_the_runs(tmp_pa
 
 def test_a_raw_target_also_scores_its_generator_without_the_average(tmp_path, monkeypatch):
   """gan and gan_long keep a generator average and are scored twice from one run: the average (the default's
-  samples) and the trained generator itself; a target without `raw` is scored once. The page shows both."""
+  samples) and the trained generator itself; a target without `raw` is scored once. `gan` samples from truncated
+  latents and is scored on untruncated ones too. The page shows them all."""
   calls = []
 
-  def fake_eval(run_dir, raw_generator=False, **kw):
-    calls.append(raw_generator)
+  def fake_eval(run_dir, raw_generator=False, truncation=None, **kw):
+    calls.append(raw_generator if truncation is None else f"truncation {truncation}")
     return {"step": reproduce.target_config(reproduce.TARGETS[run_dir.name]).train.steps, "settings": {},
-            "fid": 30.0 if raw_generator else 15.0, "precision": 0.5}
+            "fid": 30.0 if raw_generator else 15.0 if truncation is None else 10.0, "precision": 0.5}
 
   monkeypatch.setattr(reproduce.evaluation, "evaluate_run", fake_eval)
   monkeypatch.setattr(reproduce.evaluation, "training_time", lambda d: {
@@ -130,8 +131,10 @@ def test_a_raw_target_also_scores_its_generator_without_the_average(tmp_path, mo
     assert reproduce.TARGETS[name].raw and reproduce.target_config(reproduce.TARGETS[name]).step.ema_decay > 0
   calls.clear()
   rec = reproduce.measure("gan", tmp_path, log=lambda *_: None)
-  assert calls == [False, True]
+  # gan samples from truncated latents: scored once more on untruncated ones
+  assert calls == [False, True, "truncation 0.0"]
   assert rec["scores"]["fid"] == 15.0 and rec["raw_scores"] == {"fid": 30.0, "precision": 0.5}
+  assert rec["untruncated_scores"] == {"fid": 10.0, "precision": 0.5} and rec["truncation"] == 1.5
   calls.clear()
   assert "raw_scores" not in reproduce.measure("wgan_gp", tmp_path, log=lambda *_: None) and calls == [False]
   stem = "cpu-x-2026-12-06-reproductions"
@@ -141,7 +144,8 @@ def test_a_raw_target_also_scores_its_generator_without_the_average(tmp_path, mo
   monkeypatch.setattr(report, "_cache", {})
   monkeypatch.setitem(report.SOURCES, "reproductions", [stem])
   row = next(line for line in report.reproductions() if line.startswith("| `gan`"))
-  assert "| the generator itself (`--raw_generator`): FID 30.00, precision 0.500 |" in row
+  assert ("| the generator itself (`--raw_generator`): FID 30.00, precision 0.500; latents untruncated "
+          "(`--truncation 0`; the default 1.5): FID 10.00, precision 0.500 |") in row
 
 
 def test_the_in_loop_scores_are_recorded_and_drawn_against_training_minutes(tmp_path):
@@ -219,3 +223,35 @@ def test_two_runs_of_one_day_keep_each_others_records(tmp_path, monkeypatch):
                                                         same=("num_samples",))["records"]] == ["x"]
   assert [r["variant"] for r in reproduce.write_merged(tmp_path / "s.json", {**result, "records": [{"variant": "z"}]},
                                                         "variant", same=("num_samples",))["records"]] == ["x", "z"]
+
+
+def test_a_note_given_again_is_not_repeated():
+  """A resumed run gives its note again: the results file's note keeps it once, even after other notes joined it
+  (a file's note read 'A B. B.' when only whole notes were compared)."""
+  from suite import joined_notes
+  assert joined_notes("A.", "B.") == "A. B."
+  assert joined_notes("A. B.", "B.") == "A. B."
+  assert joined_notes("", "B.", "") == "B." and joined_notes("", "") == ""
+
+
+def test_burda_cost_writes_each_row_and_keeps_a_concurrent_runs_rows(tmp_path, monkeypatch):
+  """burda_cost writes its file after each row, merged with what the file holds then: a run of other rows that
+  wrote while this one measured keeps its rows (this one's read of the file at its start would have dropped them),
+  and a row measured again replaces its record."""
+  import burda_cost
+  out = tmp_path / "results"
+  run = lambda rows: burda_cost.main(["--runs", rows, "--out_dir", str(out)])  # noqa: E731
+
+  def measure(layers, k, batch, steps):
+    if (layers, k, batch) == (1, 5, 20):  # while this row is measured, another run measures a 2-layer row
+      assert run("2:1:20") == 0
+    return {"layers": layers, "k": k, "batch": batch, "images_per_sec": float(batch), "paper_schedule_hours": 1.0}
+
+  monkeypatch.setattr(burda_cost, "measure", measure)
+  assert run("1:1:20,1:5:20") == 0
+  (path,) = out.glob("*-burda-cost.json")
+  rows = lambda: [(r["layers"], r["k"], r["batch"]) for r in json.loads(path.read_text())["records"]]  # noqa: E731
+  assert rows() == [(1, 1, 20), (1, 5, 20), (2, 1, 20)]
+  assert run("1:1:20") == 0 and rows() == [(1, 1, 20), (1, 5, 20), (2, 1, 20)]
+  assert [c.split("--runs ")[1].split()[0] for c in json.loads(path.read_text())["commands"]] == [
+      "2:1:20", "1:1:20,1:5:20", "1:1:20"]  # in the order they finished
