@@ -41,7 +41,8 @@ SOURCES = {  # table -> result files (without .json), oldest first
     "conv_batches": [CPU + "2026-11-24-mid-transpose", CPU + "2026-11-24-mid-scan"],
     "bf16": [CPU + "2026-11-24-bf16-accumulate", CPU + "2026-11-24-full-nets-dense", CPU + "2026-11-24-full-scan"],
     "make_train": [CPU + "2026-11-24-make-train"],
-    "quality": [CPU + "2026-11-24-quality-subpixel", CPU + "2026-11-24-quality", CPU + "2026-12-06-quality"],
+    "quality": [CPU + "2026-11-24-quality-subpixel", CPU + "2026-11-24-quality", CPU + "2026-12-06-quality",
+                CPU + "2026-12-07-quality"],
     "scaleout": [CPU + "2026-11-24-scaleout-dense", CPU + "2026-11-24-scaleout-2-simulated-devices",
                  CPU + "2026-11-24-scaleout-gan", CPU + "2026-11-24-scaleout-gan-pmap",
                  CPU + "2026-11-24-full-nets-dense", CPU + "2026-11-24-full-scan", CPU + "2026-11-25-quick-dense7",
@@ -54,7 +55,7 @@ SOURCES = {  # table -> result files (without .json), oldest first
     "accelerator": [],
     "stabilizers": [CPU + "2026-12-06-gan-stabilizers", CPU + "2026-12-06-gan-budget"],  # benchmarks/stabilizers.py
     "burda_cost": [CPU + "2026-12-06-burda-cost"],  # benchmarks/burda_cost.py
-    "reproductions": [CPU + "2026-12-06-reproductions"],  # benchmarks/reproduce.py
+    "reproductions": [CPU + "2026-12-06-reproductions", CPU + "2026-12-07-reproductions"],  # benchmarks/reproduce.py
     # benchmarks/collect.py: hand-made runs gathered into one file each
     "conditional_sweep": [CPU + "2026-12-06-conditional-sweep"],
     "mode_collapse_remedies": [CPU + "2026-12-06-mode-collapse-remedies"],
@@ -595,6 +596,10 @@ def reproductions() -> list[str]:
     if q.get("raw_scores"):  # the same run's generator without its moving average
       others = "; ".join(filter(None, [others, "the generator itself (`--raw_generator`): " + ", ".join(
           f"{_metric(m)} {_score(m, v)}" for m, v in q["raw_scores"].items())]))
+    if q.get("untruncated_scores"):  # the same generator's samples from untruncated latents
+      untruncated = ", ".join(f"{_metric(m)} {_score(m, v)}" for m, v in q["untruncated_scores"].items())
+      others = "; ".join(filter(None, [others, f"latents untruncated (`--truncation 0`; the default "
+                                       f"{q['truncation']:g}): {untruncated}"]))
     paper = ", ".join(f"{m} {v}" for m, v in q.get("paper", {}).items()) or "—"
     wall = ("≤ " if q.get("shared_cpu") else "") + seconds(q["wall_s"])
     rows.append([f"`{target}`", q["what"], goals, others or "—", paper, n(q["steps"]), wall,
@@ -629,7 +634,8 @@ def collected(key: str) -> list[str]:
 
 
 # The README's rows, those measured.
-HEADLINE = ("gan", "gan_long", "cvae", "cgan", "gan_mlp", "mode_collapse_remedy", "burda_vae", "burda_vae_b500_lr3e-3")
+HEADLINE = ("gan", "gan_long", "cvae", "cgan", "gan_mlp", "wgan", "wgan_gp", "mode_collapse_remedy", "burda_vae",
+            "burda_vae_b500_lr3e-3")
 
 
 def headline() -> list[str]:
