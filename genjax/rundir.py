@@ -18,8 +18,10 @@ from genjax import checkpoint, lock, pictures, population
 from genjax.errors import UserError
 from genjax.eval import provenance
 
-# Keys of config.json that a resumed run must share with the run that wrote the checkpoints.
+# Keys of config.json that a resumed run must share with the run that wrote the checkpoints...
 MUST_MATCH = ("model", "data.name")
+# ... but for these, which only change how samples are drawn, not what is trained or saved.
+SAMPLING_ONLY = ("model.truncation",)
 
 
 class Diverged(UserError):
@@ -33,9 +35,15 @@ def _flat(d, prefix=""):
   return out
 
 
+def _off(v) -> bool:
+  """An option's value that leaves training as it was before the option existed: False, 0, "" or None."""
+  return v is None or v is False or v == "" or (isinstance(v, (int, float)) and v == 0)
+
+
 def check_workdir(workdir: pathlib.Path, resolved: dict) -> None:
   """A workdir that has checkpoints (its own, or its population members') only accepts a run of the same model on
-  the same data."""
+  the same data. A model key that one config has and the other lacks (an option added to genjax since) matches
+  when it is off (False, 0, "", None), as options default to off; SAMPLING_ONLY keys may differ."""
   path = workdir / "config.json"
   if not path.exists():
     path = workdir / "population.json"
@@ -48,6 +56,8 @@ def check_workdir(workdir: pathlib.Path, resolved: dict) -> None:
     raise UserError(f"{path} is unreadable; move the workdir aside or pick another WORKDIR") from e
   new = _flat(json.loads(json.dumps(resolved)))  # compare as JSON sees them: tuples become lists
   for key in sorted(set(old) | set(new)):
+    if key in SAMPLING_ONLY or key not in old and _off(new[key]) or key not in new and _off(old[key]):
+      continue
     if key.startswith(MUST_MATCH) and old.get(key) != new.get(key):
       raise UserError(f"{workdir} holds checkpoints trained with {key}={old.get(key)!r}, but this run has "
                       f"{key}={new.get(key)!r}; use another WORKDIR")

@@ -98,6 +98,25 @@ def test_workdir_of_another_model_is_refused_and_untouched(tmp_path):
   assert (tmp_path / "config.json").read_text() == config_json
 
 
+def test_a_run_from_before_an_option_existed_resumes_with_it_off(tmp_path):
+  """A workdir whose config.json predates a model option (the key absent) resumes when the option is off; on, it is
+  another model and refused. A sampling-only key (model.truncation) may take any value on resume."""
+  train.train(small_config("gan_mlp", steps=4), tmp_path, quiet=True)
+  path = tmp_path / "config.json"
+  saved = json.loads(path.read_text())
+  del saved["config"]["model"]["truncation"], saved["config"]["model"]["minibatch_std"]
+  path.write_text(json.dumps(saved))  # as genjax wrote it before the two options existed
+  assert train.train(small_config("gan_mlp", steps=8), tmp_path, quiet=True).steps == 8
+  path.write_text(json.dumps(saved))
+  c = small_config("gan_mlp", steps=12)
+  c.model.truncation = 1.5  # how samples are drawn: not what was trained
+  assert train.train(c, tmp_path, quiet=True).steps == 12
+  path.write_text(json.dumps(saved))
+  c.model.minibatch_std = True  # another discriminator
+  with pytest.raises(UserError, match="model.minibatch_std=None, but this run has model.minibatch_std=True"):
+    train.train(c, tmp_path, quiet=True)
+
+
 def test_batch_larger_than_dataset_is_refused(tmp_path):
   c = small_config("ae")
   c.train.batch_size = 1024
