@@ -392,11 +392,33 @@ def default_runs() -> list[str]:
               for nm, t in tags.items()) + "."]
 
 
+def _keys(items) -> str:
+  """Config keys set, as `section.key=value` (booleans as the command line spells them)."""
+  return ", ".join(f"`{k}={str(v).lower() if isinstance(v, bool) else v}`" for k, v in items) or "—"
+
+
 def experiments() -> list[str]:
+  """The experiments' measured rows; `mode_collapse`'s from its two runs in make reproduce (the same settings and
+  steps, experiments/gans.py), when measured there."""
   name = SOURCES["experiments"][-1]
   r = load(name)
   rows = [[f"`{q['name']}`", q["measured"] + (f"; {q['note']}" if q.get("note") else "")] for q in r["records"]]
-  return [*table(["`NAME`", "measured (full run)"], rows), "", f"Runs: {describe(name)}: `{r['command']}`."]
+  got = _reproduced()
+  runs = f"Runs: {describe(name)}: `{r['command']}`."
+  if "mode_collapse_collapsed" in got and "mode_collapse_remedy" in got:
+    (f_c, c), (f_r, rem) = got["mode_collapse_collapsed"], got["mode_collapse_remedy"]
+    sc, sr = c["scores"], rem["scores"]
+    row = (f"collapsed: {sc['classes_covered']} classes covered (class-KL {sc['class_kl']:.2f}); the remedy "
+           f"({_keys((k, v) for k, v in rem['set'].items() if k not in c['set'])}): "
+           f"{sr['classes_covered']} classes (class-KL {sr['class_kl']:.3f}), {n(rem['steps'])} steps each; "
+           "make reproduce's mode_collapse_* targets, classes counted by make eval's classifier")
+    rows = [[cell, row] if cell == "`mode_collapse`" else [cell, text] for cell, text in rows]
+    tags = tagged([name, f_c, f_r])
+    rows = [[cell, text + (f" ({tags[f_r]})" if cell == "`mode_collapse`" else f" ({tags[name]})")]
+            for cell, text in rows]
+    runs = "Runs: " + "; ".join(f"*{t}*: {describe(f)}" + (f": `{r['command']}`" if f == name else "")
+                                for f, t in tags.items()) + "."
+  return [*table(["`NAME`", "measured (full run)"], rows), "", runs]
 
 
 def kernel_table(key: str) -> list[str]:
@@ -457,7 +479,7 @@ def stabilizers() -> list[str]:
   rows = []
   for variant, (name, q) in got.items():
     avg, raw = (q["scores"], q["raw"]) if "raw" in q else (None, q["scores"])
-    keys = ", ".join(f"`{k}={str(v).lower() if isinstance(v, bool) else v}`" for k, v in q["set"].items()) or "—"
+    keys = _keys(q["set"].items())
     every = q.get("eval_every", [])
     curve = " → ".join(f"{e['fid']:.0f}" for e in every) or "—"
     cadence = q.get("eval_every_steps", every[0]["step"] if every else 500)  # older records: the first point's
@@ -624,7 +646,7 @@ def collected(key: str) -> list[str]:
   raw = any("raw_scores" in q for q in r["records"])  # a column for the generators' FID without their average
   rows = []
   for q in r["records"]:
-    keys = ", ".join(f"`{k}={str(v).lower() if isinstance(v, bool) else v}`" for k, v in q["set"].items()) or "—"
+    keys = _keys(q["set"].items())
     rows.append([f"`{q['model']}`", keys, n(q["steps"]), ("≤ " if r.get("shared_cpu") else "") + seconds(q["train_s"]),
                  *(_score(m, q["scores"].get(m)) for m in shown),
                  *([_score("fid", q.get("raw_scores", {}).get("fid"))] if raw else [])])

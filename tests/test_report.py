@@ -84,3 +84,17 @@ def test_the_accelerator_table_reads_an_accelerator_checks_files(tmp_path, monke
   monkeypatch.setattr(report, "_cache", {})
   text = "\n".join(report.accelerator())
   assert text.count("not measured yet") == 4 and "NVIDIA H100 80GB HBM3 (gpu)" in text
+
+
+def test_the_mode_collapse_experiment_row_comes_from_its_reproduced_runs(monkeypatch):
+  """The experiments table's mode_collapse row is generated from make reproduce's two runs of the experiment's
+  settings (its older hand-written summary counted 7 classes from a remedy it no longer uses); without those runs,
+  the experiments file's own row stays."""
+  rows = {line.split(" | ")[0]: line for line in report.experiments() if line.startswith("| `")}
+  _, rem = report._reproduced()["mode_collapse_remedy"]
+  assert f"{rem['scores']['classes_covered']} classes (class-KL {rem['scores']['class_kl']:.3f})" in (
+      rows["| `mode_collapse`"])
+  assert "`step.feature_mmd=true`" in rows["| `mode_collapse`"] and "7 classes" not in rows["| `mode_collapse`"]
+  monkeypatch.setattr(report, "_reproduced", lambda: {})
+  rows = {line.split(" | ")[0]: line for line in report.experiments() if line.startswith("| `")}
+  assert "7 classes covered" in rows["| `mode_collapse`"]
