@@ -39,6 +39,7 @@ from genjax.errors import UserError  # noqa: E402
 from genjax.eval import provenance  # noqa: E402
 from genjax.eval import run as evaluation  # noqa: E402
 from genjax.lab import load as load_experiments  # noqa: E402
+from genjax.rundir import is_off  # noqa: E402
 
 MODE_COLLAPSE = load_experiments(HERE.parent / "experiments" / "gans.py")  # the mode_collapse experiment's settings
 
@@ -151,16 +152,11 @@ def judged(t: Target, scores: dict, wall_s: float, shared_cpu: bool = False) -> 
   return out
 
 
-def _off(v) -> bool:
-  """An option's value that leaves training as it was before the option existed: False, 0, "" or None."""
-  return v is None or v is False or v == "" or (isinstance(v, (int, float)) and v == 0)
-
-
 def same_config(saved: dict, today: dict) -> bool:
   """Whether a run's saved config trains what today's target config does: every key of both equal, and a key of
   one only (an option added or removed since) at its off value, as genjax's options default to off."""
   a, b = flat_config(saved), flat_config(today)
-  return all(a[k] == b[k] if k in a and k in b else _off(a[k] if k in a else b[k]) for k in a.keys() | b.keys())
+  return all(a[k] == b[k] if k in a and k in b else is_off(a[k] if k in a else b[k]) for k in a.keys() | b.keys())
 
 
 def evaluated(run_dir: pathlib.Path, t: Target, steps: int, raw_generator: bool = False,

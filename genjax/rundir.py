@@ -35,7 +35,7 @@ def _flat(d, prefix=""):
   return out
 
 
-def _off(v) -> bool:
+def is_off(v) -> bool:
   """An option's value that leaves training as it was before the option existed: False, 0, "" or None."""
   return v is None or v is False or v == "" or (isinstance(v, (int, float)) and v == 0)
 
@@ -56,7 +56,7 @@ def check_workdir(workdir: pathlib.Path, resolved: dict) -> None:
     raise UserError(f"{path} is unreadable; move the workdir aside or pick another WORKDIR") from e
   new = _flat(json.loads(json.dumps(resolved)))  # compare as JSON sees them: tuples become lists
   for key in sorted(set(old) | set(new)):
-    if key in SAMPLING_ONLY or key not in old and _off(new[key]) or key not in new and _off(old[key]):
+    if key in SAMPLING_ONLY or key not in old and is_off(new[key]) or key not in new and is_off(old[key]):
       continue
     if key.startswith(MUST_MATCH) and old.get(key) != new.get(key):
       raise UserError(f"{workdir} holds checkpoints trained with {key}={old.get(key)!r}, but this run has "

@@ -83,11 +83,16 @@ def test_bfloat16_dense_layers_accumulate_in_float32(name):
 @pytest.mark.parametrize("name,tolerance", [("vae_dense", 0.01),
                                             pytest.param("gan", 0.03, marks=pytest.mark.slow)])  # BatchNorm
 def test_bfloat16_losses_track_float32(tmp_path, name, tolerance):
-  """20 steps from the same initialization: each logged loss (a mean over 2 steps) within `tolerance`, relative."""
+  """20 steps from the same initialization: each logged loss (a mean over 2 steps) within `tolerance`, relative. The
+  GAN trains at DCGAN's learning rate 2e-4: at its default's 2e-3 the game itself amplifies any difference of
+  rounding within a few steps (seen here: 4% apart by step 12, 230% by step 14), which would test the game, not
+  the arithmetic."""
   curves = {}
   for dtype in ("float32", "bfloat16"):
     c = small_config(name, steps=20, log_every=2, sample_every=20, checkpoint_every=20)
     c.dtype = dtype
+    if name == "gan":
+      c.optim.lr = 2e-4
     train.train(c, tmp_path / dtype, quiet=True)
     records = [json.loads(line) for line in (tmp_path / dtype / "metrics.jsonl").read_text().splitlines()]
     curves[dtype] = np.array([r["g_loss" if name == "gan" else "loss"] for r in records])
