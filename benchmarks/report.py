@@ -668,7 +668,7 @@ def headline() -> list[str]:
     return ["Not measured yet: `make reproduce`, then `make docs` (benchmarks/results/*-reproductions.json)."]
   files = sorted({got[t][0] for t in HEADLINE if t in got})
   return [*table(["target", "what", "goal: measured"], rows), "",
-          f"Measured on {', '.join(label(f) for f in files)} (benchmarks/results/{files[-1]}.json); every target, "
+          f"Measured on {', '.join(f'{label(f)} (benchmarks/results/{f}.json)' for f in files)}; every target, "
           "its command and the papers' figures: [docs/reproductions.md](docs/reproductions.md)."]
 
 
