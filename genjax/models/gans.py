@@ -5,7 +5,8 @@ hyperparameters to `train_step` here, which runs `d_steps` discriminator (critic
 minibatch, then one generator update. Options that fight mode collapse live here too: separate learning rates
 (`optim.lr_g`, `optim.lr_d`), feature matching, historical averaging and minibatch stddev in D. Every GAN can keep
 an exponential moving average of its generator (`step.ema_decay`, `step.ema_start`), which then draws the samples,
-and spectrally normalize its discriminator's layers (`model.spectral_norm`).
+spectrally normalize its discriminator's layers (`model.spectral_norm`), and draw its samples from truncated latents
+(`model.truncation`; training draws untruncated ones).
 
 Conventions: images enter the players in [-1, 1] (the generator ends in tanh); `D(x, y, train)` returns
 (logits [B], features [B, F]) where features are the activations the last dense layer reads.
