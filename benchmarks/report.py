@@ -412,9 +412,9 @@ def experiments() -> list[str]:
            f"({_keys((k, v) for k, v in rem['set'].items() if k not in c['set'])}): "
            f"{sr['classes_covered']} classes (class-KL {sr['class_kl']:.3f}), {n(rem['steps'])} steps each; "
            "make reproduce's mode_collapse_* targets, classes counted by make eval's classifier")
-    rows = [[cell, row] if cell == "`mode_collapse`" else [cell, text] for cell, text in rows]
     tags = tagged([name, f_c, f_r])
-    rows = [[cell, text + (f" ({tags[f_r]})" if cell == "`mode_collapse`" else f" ({tags[name]})")]
+    mark = ", ".join(dict.fromkeys(tags[f] for f in (f_c, f_r)))  # the files the generated row reads
+    rows = [[cell, f"{row} ({mark})" if cell == "`mode_collapse`" else f"{text} ({tags[name]})"]
             for cell, text in rows]
     runs = "Runs: " + "; ".join(f"*{t}*: {describe(f)}" + (f": `{r['command']}`" if f == name else "")
                                 for f, t in tags.items()) + "."

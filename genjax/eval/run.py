@@ -67,7 +67,7 @@ def evaluate_run(workdir, *, num_samples: int = NUM_SAMPLES, seed: int = 0, nll_
     run = dataclasses.replace(run, state=raw)
   if truncation is not None:
     spec = getattr(run.state, "spec", None)
-    if spec is None or not hasattr(spec, "truncation"):
+    if not isinstance(spec, gans.Spec):
       raise UserError(f"--truncation applies to GANs; {run.config.model.name} in {run.workdir} draws no latents to "
                       "truncate")
     gans.check_truncation(truncation, spec.latent_dist, "--truncation")
