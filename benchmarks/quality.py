@@ -38,6 +38,7 @@ import datetime
 import math
 import os
 import pathlib
+import signal
 import sys
 import tempfile
 import time
@@ -307,6 +308,10 @@ def main(argv=None) -> int:
   except UserError as e:
     print(f"bench-quality: error: {e}", file=sys.stderr)
     return 2
+  except train.Interrupted as e:  # SIGTERM or SIGINT while training
+    print(f"bench-quality: {signal.Signals(e.signum).name} at step {e.step} of {workdir}; no result was written (a "
+          "time-to-quality run starts from step 0: run it again)", file=sys.stderr)
+    return 128 + e.signum
   result.update(quick=a.quick, note=a.note, wall_s=round(time.perf_counter() - t0, 1))
   path = write(result, a.out_dir)
   for r in result["records"]:

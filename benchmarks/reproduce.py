@@ -253,6 +253,9 @@ def main(argv=None) -> int:
   except UserError as e:
     print(f"reproduce: error: {e}", file=sys.stderr)
     return 2
+  except train.Interrupted as e:  # SIGTERM or SIGINT while training: its checkpoint is saved, this run resumes it
+    print(f"reproduce: {e}; the targets measured before it are in {out}", file=sys.stderr)
+    return 128 + e.signum
   print(f"reproduce: {len(written['records'])} targets -> {out}")
   return 0
 

@@ -183,6 +183,9 @@ def main(argv=None) -> int:
   except UserError as e:
     print(f"stabilizers: error: {e}", file=sys.stderr)
     return 2
+  except train.Interrupted as e:  # SIGTERM or SIGINT while training: its checkpoint is saved, this run resumes it
+    print(f"stabilizers: {e}; the variants measured before it are in {out}", file=sys.stderr)
+    return 128 + e.signum
   result["complete"] = True
   written = write_merged(out, result, "variant", same=("num_samples",))
   print(f"stabilizers: {len(written['records'])} variants -> {out}")

@@ -6,6 +6,7 @@ import json
 import pathlib
 import re
 import shlex
+import signal
 import sys
 
 import pytest
@@ -15,6 +16,7 @@ import report  # noqa: E402
 import reproduce  # noqa: E402
 
 from genjax import config as cfg  # noqa: E402
+from genjax import train  # noqa: E402
 from genjax.models import MODELS  # noqa: E402
 
 
@@ -223,6 +225,24 @@ def test_two_runs_of_one_day_keep_each_others_records(tmp_path, monkeypatch):
                                                         same=("num_samples",))["records"]] == ["x"]
   assert [r["variant"] for r in reproduce.write_merged(tmp_path / "s.json", {**result, "records": [{"variant": "z"}]},
                                                         "variant", same=("num_samples",))["records"]] == ["x", "z"]
+
+
+def test_a_sigterm_while_training_is_one_line_and_keeps_the_targets_measured_before(tmp_path, monkeypatch, capsys):
+  """SIGTERM inside a target's training (train.Interrupted, raised after its checkpoint is saved) ends `make
+  reproduce` with one line and 128 + the signal, as `make train` does; the targets measured before it stay written."""
+  def measure(name, *a, **k):
+    if name == "cgan":
+      raise train.Interrupted(signal.SIGTERM, 1234)
+    return {"target": name, "value": 1}
+
+  monkeypatch.setattr(reproduce, "measure", measure)
+  out = tmp_path / "results"
+  code = reproduce.main(["--targets", "cvae,cgan", "--workdir", str(tmp_path / "runs"), "--out_dir", str(out)])
+  err = capsys.readouterr().err
+  assert code == 128 + signal.SIGTERM
+  assert err.count("\n") == 1 and err.startswith("reproduce: SIGTERM at step 1234; checkpoint saved"), err
+  (path,) = out.glob("*-reproductions.json")
+  assert [r["target"] for r in json.loads(path.read_text())["records"]] == ["cvae"]
 
 
 def test_a_note_given_again_is_not_repeated():
