@@ -31,7 +31,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from burda_cost import CONFIG as BURDA_CONFIG  # noqa: E402 -- benchmarks/burda_cost.py
 from burda_cost import PAPER as BURDA_PAPER  # noqa: E402
-from suite import dated_result, during_training, flat_config, this_device, write_merged  # noqa: E402 -- benchmarks/suite.py
+from suite import dated_result, during_training, flat_config, scored, this_device, write_merged  # noqa: E402 -- benchmarks/suite.py
 
 from genjax import config as cfg  # noqa: E402
 from genjax import train  # noqa: E402
@@ -159,18 +159,6 @@ def same_config(saved: dict, today: dict) -> bool:
   return all(a[k] == b[k] if k in a and k in b else is_off(a[k] if k in a else b[k]) for k in a.keys() | b.keys())
 
 
-def evaluated(run_dir: pathlib.Path, t: Target, steps: int, raw_generator: bool = False,
-              truncation: float | None = None) -> dict:
-  """make eval's result for the run (its trained generator itself with `raw_generator`; its samples' latents
-  truncated at `truncation` rather than the run's setting): the saved eval.json (eval-raw.json,
-  eval-truncation0.json, ...) when it scored step `steps` with the target's settings, else a new evaluation."""
-  path = run_dir / (evaluation.result_name(raw_generator=raw_generator, truncation=truncation) + ".json")
-  result = json.loads(path.read_text()) if path.exists() else {}
-  if result.get("step") != steps or any(result.get("settings", {}).get(k) != v for k, v in t.eval_settings.items()):
-    result = evaluation.evaluate_run(run_dir, **t.eval_settings, raw_generator=raw_generator, truncation=truncation)
-  return result
-
-
 def measure(name: str, workdir: pathlib.Path, shared_cpu: bool = False, log=print) -> dict:
   t = TARGETS[name]
   c = target_config(t)
@@ -189,12 +177,12 @@ def measure(name: str, workdir: pathlib.Path, shared_cpu: bool = False, log=prin
     conditions.write_text(json.dumps({"shared_cpu": shared_cpu}))
   if conditions.exists():
     shared_cpu = json.loads(conditions.read_text())["shared_cpu"]
-  result = evaluated(run_dir, t, c.train.steps)
+  result = scored(run_dir, c.train.steps, t.eval_settings)
   metrics = tuple(dict.fromkeys([*t.goals, *t.shows]))
   scores = {m: result[m] for m in metrics if m in result}
-  raw = evaluated(run_dir, t, c.train.steps, raw_generator=True) if t.raw else None
+  raw = scored(run_dir, c.train.steps, t.eval_settings, raw_generator=True) if t.raw else None
   raw_scores = {m: raw[m] for m in metrics if m in raw} if raw is not None else None
-  untruncated = evaluated(run_dir, t, c.train.steps, truncation=0.0) \
+  untruncated = scored(run_dir, c.train.steps, t.eval_settings, truncation=0.0) \
       if t.untruncated and c.model.get("truncation", 0.0) > 0 else None
   wall_s = timing["train_s"] + timing.get("compile_s", 0.0)
   record = {"target": name, "what": t.what, "model": t.model, "config": t.config or t.model, "set": t.set,

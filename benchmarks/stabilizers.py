@@ -25,13 +25,12 @@ import time
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from suite import dated_result, during_training, this_device, write_merged  # noqa: E402 -- benchmarks/suite.py
+from suite import dated_result, during_training, scored, this_device, write_merged  # noqa: E402 -- benchmarks/suite.py
 
 from genjax import config as cfg  # noqa: E402
 from genjax import train  # noqa: E402
 from genjax.errors import UserError  # noqa: E402
 from genjax.eval import provenance  # noqa: E402
-from genjax.eval import run as evaluation  # noqa: E402
 
 # Every variant starts from this DCGAN, the default of genjax/configs/gan.py until 2026-12-06 (the comparisons that
 # chose the new defaults: learning rate 2e-3 with the shorter average, then Adam's b2 0.9, then D's third layer with
@@ -142,11 +141,8 @@ def measure(name: str, workdir: pathlib.Path, steps: int, num_samples: int, eval
     record["eval_every"] = curve
     record["eval_every_steps"] = c.train.eval_every
   for raw in ([False, True] if ema else [False]):
-    path = run_dir / ("eval-raw.json" if raw else "eval.json")
-    old = json.loads(path.read_text()) if path.exists() else {}
-    if old.get("step") != c.train.steps or old.get("settings", {}).get("num_samples") != num_samples:
-      old = evaluation.evaluate_run(run_dir, num_samples=num_samples, raw_generator=raw)
-    scores = {k: old[k] for k in SCORES if k in old}
+    result = scored(run_dir, c.train.steps, {"num_samples": num_samples}, raw_generator=raw)
+    scores = {k: result[k] for k in SCORES if k in result}
     record["raw" if raw else "scores"] = scores
     log(f"{name}{' (raw generator)' if raw else ''}: " + ", ".join(f"{k} {v:.3g}" for k, v in scores.items()))
   return record

@@ -61,6 +61,7 @@ from timing import WINDOW_STEPS, timed  # noqa: E402 -- benchmarks/timing.py
 
 from genjax import config as cfg  # noqa: E402
 from genjax import parallel, population, xla  # noqa: E402
+from genjax.eval import run as evaluation  # noqa: E402
 from genjax.eval.provenance import cpu_name, environment, write_json, write_text  # noqa: E402
 from genjax.models import MODELS  # noqa: E402
 from genjax.state import compute_in  # noqa: E402
@@ -446,6 +447,17 @@ def during_training(run_dir) -> list[dict]:
   rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
   return [{"step": r["step"], **{k.removeprefix("eval_"): float(f"{v:.4g}") for k, v in r.items()
                                  if k.startswith("eval_")}} for r in rows if any(k.startswith("eval_") for k in r)]
+
+
+def scored(run_dir, steps: int, settings: dict, raw_generator: bool = False, truncation: float | None = None) -> dict:
+  """make eval's result for a run (its trained generator itself with `raw_generator`; its samples' latents truncated
+  at `truncation` rather than the run's setting): the saved eval.json (eval-raw.json, eval-truncation0.json, ...)
+  when it scored step `steps` with `settings` (make eval's keyword arguments), else a new evaluation."""
+  path = pathlib.Path(run_dir) / (evaluation.result_name(raw_generator=raw_generator, truncation=truncation) + ".json")
+  result = json.loads(path.read_text()) if path.exists() else {}
+  if result.get("step") != steps or any(result.get("settings", {}).get(k) != v for k, v in settings.items()):
+    result = evaluation.evaluate_run(run_dir, **settings, raw_generator=raw_generator, truncation=truncation)
+  return result
 
 
 def where(result: dict) -> str:
