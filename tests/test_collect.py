@@ -43,3 +43,20 @@ def test_a_run_without_its_evaluation_is_one_line_and_exit_2(tmp_path, capsys):
   assert collect.main([str(run), "--tag", "x", "--out_dir", str(tmp_path)]) == 2
   assert capsys.readouterr().err.strip() == (
       f"collect: error: {run}: no eval.json (train it with make train and score it with make eval)")
+
+
+def test_a_stopped_run_is_recorded_with_its_in_loop_scores_and_no_make_eval_scores(tmp_path):
+  """--stopped: a probe stopped before its end has no timing.json or eval.json; its record is the step it reached,
+  the median of its logged images/s and its train.eval_every scores, and never a score make eval did not give."""
+  run, c = _run(tmp_path, **{"train.steps": 9000})
+  (run / "timing.json").unlink()
+  rows = [{"step": 50, "images_per_sec": 300.0}, {"step": 100, "images_per_sec": 290.0},
+          {"step": 100, "eval_fid": 83.17612}, {"step": 150, "images_per_sec": 310.0}]
+  (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+  r = collect.record(run, stopped=True)
+  assert r["stopped_at"] == 150 and r["steps"] == 9000 and r["images_per_sec"] == 300.0
+  assert r["during_training"] == [{"step": 100, "fid": 83.18}] and "scores" not in r
+  assert collect.main([str(run), "--tag", "probe", "--out_dir", str(tmp_path / "out")]) == 2  # not without --stopped
+  assert collect.main([str(run), "--tag", "probe", "--out_dir", str(tmp_path / "out"), "--stopped"]) == 0
+  (path,) = (tmp_path / "out").glob("*-probe.json")
+  assert json.loads(path.read_text())["records"][0]["stopped_at"] == 150
