@@ -60,6 +60,7 @@ SOURCES = {  # table -> result files (without .json), oldest first
     "conditional_sweep": [CPU + "2026-12-06-conditional-sweep"],
     "mode_collapse_remedies": [CPU + "2026-12-06-mode-collapse-remedies"],
     "wgan_sweep": [CPU + "2026-12-06-wgan-sweep"],
+    "gan_long_probes": [CPU + "2026-12-07-gan-long-probes"],
 }
 CONV = ("ae", "vae", "gan")  # the convolutional models; the rest are dense
 TARGET = {"conv": 1.3, "dense": 1.5}  # the suite's targets: best genjax / PyTorch eager at batch 128
@@ -642,16 +643,23 @@ def collected(key: str) -> list[str]:
   name = SOURCES[key][-1]
   r = load(name)
   shown = [m for m in ("label_accuracy", "fid", "precision", "recall", "classes_covered", "class_kl", "nll")
-           if any(m in q["scores"] for q in r["records"])]
+           if any(m in q.get("scores", {}) for q in r["records"])]
   raw = any("raw_scores" in q for q in r["records"])  # a column for the generators' FID without their average
+  # Runs stopped before their end (collect.py --stopped) have no make eval scores: the in-loop ones instead.
+  during = any(q.get("during_training") for q in r["records"])
   rows = []
   for q in r["records"]:
     keys = _keys(q["set"].items())
-    rows.append([f"`{q['model']}`", keys, n(q["steps"]), ("≤ " if r.get("shared_cpu") else "") + seconds(q["train_s"]),
-                 *(_score(m, q["scores"].get(m)) for m in shown),
-                 *([_score("fid", q.get("raw_scores", {}).get("fid"))] if raw else [])])
+    trained = (f"stopped at step {n(q['stopped_at'])}" if "stopped_at" in q else
+               ("≤ " if r.get("shared_cpu") else "") + seconds(q["train_s"]))
+    rows.append([f"`{q['model']}`", keys, n(q["steps"]), trained,
+                 *(_score(m, q.get("scores", {}).get(m)) for m in shown),
+                 *([_score("fid", q.get("raw_scores", {}).get("fid"))] if raw else []),
+                 *([", ".join(f"{n(p['step'])}: {v:.1f}" for p in q.get("during_training", []) for k, v in p.items()
+                              if k != "step") or "—"] if during else [])])
   return [*table(["model", "keys set on today's default", "steps", "training", *(_metric(m) for m in shown),
-                  *(["FID of the generator itself"] if raw else [])], rows), "",
+                  *(["FID of the generator itself"] if raw else []),
+                  *(["in-loop score by step (`train.eval_every`)"] if during else [])], rows), "",
           f"{r['note']} Run: {describe(name, peak=False)}."]
 
 
@@ -701,7 +709,8 @@ TABLES = {"throughput": throughput, "full_run": full_run, "conv_batches": conv_b
           "stabilizers": stabilizers, "burda_cost": burda_cost, "burda": burda, "reproductions": reproductions,
           "headline": headline, **{k: functools.partial(collected, k) for k in ("conditional_sweep",
                                                                                   "mode_collapse_remedies",
-                                                                                  "wgan_sweep")},
+                                                                                  "wgan_sweep",
+                                                                                  "gan_long_probes")},
           **{k: functools.partial(kernel_table, k) for k in ("kernel_s2", "kernel_taps", "kernel_patches",
                                                               "kernel_transpose", "design_choices")}}
 
