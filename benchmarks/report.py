@@ -398,27 +398,41 @@ def _keys(items) -> str:
   return ", ".join(f"`{k}={str(v).lower() if isinstance(v, bool) else v}`" for k, v in items) or "—"
 
 
+def _interpolation_row(q: dict) -> str:
+  frames, change = q["steps"], q["largest_step_over_total_change"]
+  return (", ".join(f"{m} {n(r['steps'])} steps" for m, r in q["models"].items()) + " of their default configs: "
+          "the largest change between neighbouring frames is " + ", ".join(f"{100 * v:.0f}% ({m})"
+                                                                          for m, v in change.items())
+          + f" of the endpoints' difference ({frames} frames, {q['pairs']} pairs; evenly spaced frames would change "
+          f"by {100 / (frames - 1):.0f}% each)")
+
+
+# Experiments whose row is made from their results.json (benchmarks/experiment_results.py); the others' rows are the
+# text of the 2026-11-23 file, transcribed from the README of the day.
+EXPERIMENT_ROWS = {"interpolation": _interpolation_row}
+
+
 def experiments() -> list[str]:
-  """The experiments' measured rows; `mode_collapse`'s from its two runs in make reproduce (the same settings and
-  steps, experiments/gans.py), when measured there."""
-  name = SOURCES["experiments"][-1]
-  r = load(name)
-  rows = [[f"`{q['name']}`", q["measured"] + (f"; {q['note']}" if q.get("note") else "")] for q in r["records"]]
-  got = _reproduced()
-  runs = f"Runs: {describe(name)}: `{r['command']}`."
-  if "mode_collapse_collapsed" in got and "mode_collapse_remedy" in got:
-    (f_c, c), (f_r, rem) = got["mode_collapse_collapsed"], got["mode_collapse_remedy"]
+  """The experiments' measured rows, the newest file's for each; `mode_collapse`'s from its two runs in make
+  reproduce (the same settings and steps, experiments/gans.py), when measured there."""
+  got = newest(SOURCES["experiments"], lambda r: [(q.get("experiment") or q["name"], q) for q in r["records"]])
+  texts = {name: (f, EXPERIMENT_ROWS[name](q) if "experiment" in q else
+                  q["measured"] + (f"; {q['note']}" if q.get("note") else "")) for name, (f, q) in got.items()}
+  repro = _reproduced()
+  if "mode_collapse_collapsed" in repro and "mode_collapse_remedy" in repro:
+    (f_c, c), (f_r, rem) = repro["mode_collapse_collapsed"], repro["mode_collapse_remedy"]
     sc, sr = c["scores"], rem["scores"]
-    row = (f"collapsed: {sc['classes_covered']} classes covered (class-KL {sc['class_kl']:.2f}); the remedy "
-           f"({_keys((k, v) for k, v in rem['set'].items() if k not in c['set'])}): "
-           f"{sr['classes_covered']} classes (class-KL {sr['class_kl']:.3f}), {n(rem['steps'])} steps each; "
-           "make reproduce's mode_collapse_* targets, classes counted by make eval's classifier")
-    tags = tagged([name, f_c, f_r])
-    mark = ", ".join(dict.fromkeys(tags[f] for f in (f_c, f_r)))  # the files the generated row reads
-    rows = [[cell, f"{row} ({mark})" if cell == "`mode_collapse`" else f"{text} ({tags[name]})"]
-            for cell, text in rows]
-    runs = "Runs: " + "; ".join(f"*{t}*: {describe(f)}" + (f": `{r['command']}`" if f == name else "")
-                                for f, t in tags.items()) + "."
+    texts["mode_collapse"] = ((f_c, f_r), (
+        f"collapsed: {sc['classes_covered']} classes covered (class-KL {sc['class_kl']:.2f}); the remedy "
+        f"({_keys((k, v) for k, v in rem['set'].items() if k not in c['set'])}): "
+        f"{sr['classes_covered']} classes (class-KL {sr['class_kl']:.3f}), {n(rem['steps'])} steps each; "
+        "make reproduce's mode_collapse_* targets, classes counted by make eval's classifier"))
+  files = lambda f: f if isinstance(f, tuple) else (f,)  # noqa: E731 -- the files a row reads
+  tags = tagged([x for f, _ in texts.values() for x in files(f)])
+  rows = [[f"`{name}`", f"{text} ({', '.join(dict.fromkeys(tags[x] for x in files(f)))})"]
+          for name, (f, text) in texts.items()]
+  runs = "Runs: " + "; ".join(f"*{t}*: {describe(f)}" + (f": `{load(f)['command']}`" if "command" in load(f) else "")
+                              for f, t in tags.items()) + "."
   return [*table(["`NAME`", "measured (full run)"], rows), "", runs]
 
 

@@ -98,3 +98,29 @@ def test_the_mode_collapse_experiment_row_comes_from_its_reproduced_runs(monkeyp
   monkeypatch.setattr(report, "_reproduced", lambda: {})
   rows = {line.split(" | ")[0]: line for line in report.experiments() if line.startswith("| `")}
   assert "7 classes covered" in rows["| `mode_collapse`"]
+
+
+def test_an_experiments_results_json_replaces_its_transcribed_row(tmp_path, monkeypatch):
+  """A newer experiments file (benchmarks/experiment_results.py: the experiment's results.json) gives that experiment's
+  row, made from its numbers; the other rows stay those of the older file."""
+  import json
+  import shutil
+  old = report.SOURCES["experiments"][0]
+  shutil.copy(report.RESULTS / f"{old}.json", tmp_path)
+  new = "cpu-amd-epyc-2-cores-2099-01-01-experiments"
+  (tmp_path / f"{new}.json").write_text(json.dumps({
+      "platform": "cpu", "device_kind": "cpu", "cpu": "AMD EPYC, 2 cores", "versions": {"jax": "0.10.2"},
+      "commands": ["benchmarks/experiment_results.py interpolation"], "records": [{
+          "experiment": "interpolation", "steps": 10, "pairs": 6,
+          "largest_step_over_total_change": {"ae": 0.2, "vae": 0.214, "gan": 0.31},
+          "models": {"ae": {"steps": 2000}, "vae": {"steps": 2000}, "gan": {"steps": 4000}}}]}))
+  monkeypatch.setattr(report, "RESULTS", tmp_path)
+  monkeypatch.setattr(report, "_cache", {})
+  monkeypatch.setitem(report.SOURCES, "experiments", [old, new])
+  monkeypatch.setattr(report, "_reproduced", lambda: {})
+  lines = report.experiments()
+  rows = {line.split(" | ")[0]: line for line in lines if line.startswith("| `")}
+  assert "ae 2,000 steps, vae 2,000 steps, gan 4,000 steps" in rows["| `interpolation`"]
+  assert "20% (ae), 21% (vae), 31% (gan)" in rows["| `interpolation`"] and rows["| `interpolation`"].endswith("(b) |")
+  assert "gan 3000" not in rows["| `interpolation`"] and rows["| `pca`"].endswith("(a) |")
+  assert "2099-01-01 experiments" in lines[-1] and "2026-11-23 experiments" in lines[-1]
