@@ -48,7 +48,7 @@ SOURCES = {  # table -> result files (without .json), oldest first
                  CPU + "2026-11-24-full-nets-dense", CPU + "2026-11-24-full-scan", CPU + "2026-11-25-quick-dense7",
                  CPU + "2026-11-25-quick-rounds7-all"],
     "default_runs": [CPU + "2026-11-24-default-runs", CPU + "2026-11-24-make-train"],
-    "experiments": [CPU + "2026-11-23-experiments"],
+    "experiments": [CPU + "2026-11-23-experiments", CPU + "2026-12-07-experiments"],
     "kernels": [CPU + "2026-11-24-kernels"],
     # `<device>-<date>` of each accelerator check (benchmarks/accelerator.sh, make check-accelerator): its
     # -accelerator, -make-train, -quick, -large and -quality files, whichever it finished
@@ -431,7 +431,8 @@ def experiments() -> list[str]:
   tags = tagged([x for f, _ in texts.values() for x in files(f)])
   rows = [[f"`{name}`", f"{text} ({', '.join(dict.fromkeys(tags[x] for x in files(f)))})"]
           for name, (f, text) in texts.items()]
-  runs = "Runs: " + "; ".join(f"*{t}*: {describe(f)}" + (f": `{load(f)['command']}`" if "command" in load(f) else "")
+  commands = lambda r: [r["command"]] if "command" in r else r.get("commands", [])  # noqa: E731
+  runs = "Runs: " + "; ".join(f"*{t}*: {describe(f)}" + "".join(f": `{c}`" for c in commands(load(f))[:1])
                               for f, t in tags.items()) + "."
   return [*table(["`NAME`", "measured (full run)"], rows), "", runs]
 
