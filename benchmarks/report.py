@@ -416,7 +416,7 @@ def experiments() -> list[str]:
   """The experiments' measured rows, the newest file's for each; `mode_collapse`'s from its two runs in make
   reproduce (the same settings and steps, experiments/gans.py), when measured there."""
   got = newest(SOURCES["experiments"], lambda r: [(q.get("experiment") or q["name"], q) for q in r["records"]])
-  texts = {name: (f, EXPERIMENT_ROWS[name](q) if "experiment" in q else
+  texts = {name: ((f,), EXPERIMENT_ROWS[name](q) if "experiment" in q else  # (the files a row reads, its text)
                   q["measured"] + (f"; {q['note']}" if q.get("note") else "")) for name, (f, q) in got.items()}
   repro = _reproduced()
   if "mode_collapse_collapsed" in repro and "mode_collapse_remedy" in repro:
@@ -427,13 +427,15 @@ def experiments() -> list[str]:
         f"({_keys((k, v) for k, v in rem['set'].items() if k not in c['set'])}): "
         f"{sr['classes_covered']} classes (class-KL {sr['class_kl']:.3f}), {n(rem['steps'])} steps each; "
         "make reproduce's mode_collapse_* targets, classes counted by make eval's classifier"))
-  files = lambda f: f if isinstance(f, tuple) else (f,)  # noqa: E731 -- the files a row reads
-  tags = tagged([x for f, _ in texts.values() for x in files(f)])
-  rows = [[f"`{name}`", f"{text} ({', '.join(dict.fromkeys(tags[x] for x in files(f)))})"]
-          for name, (f, text) in texts.items()]
-  commands = lambda r: [r["command"]] if "command" in r else r.get("commands", [])  # noqa: E731
-  runs = "Runs: " + "; ".join(f"*{t}*: {describe(f)}" + "".join(f": `{c}`" for c in commands(load(f))[:1])
-                              for f, t in tags.items()) + "."
+  tags = tagged([f for files, _ in texts.values() for f in files])
+  rows = [[f"`{name}`", f"{text} ({', '.join(dict.fromkeys(tags[f] for f in files))})"]
+          for name, (files, text) in texts.items()]
+
+  def command(r: dict) -> str:  # the transcribed file names one command; a script's file, those it ran
+    c = r.get("command") or next(iter(r.get("commands", [])), None)
+    return f": `{c}`" if c else ""
+
+  runs = "Runs: " + "; ".join(f"*{t}*: {describe(f)}{command(load(f))}" for f, t in tags.items()) + "."
   return [*table(["`NAME`", "measured (full run)"], rows), "", runs]
 
 
